@@ -1,0 +1,1 @@
+"""The ``emox-edge`` command line."""

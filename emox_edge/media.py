@@ -1,0 +1,52 @@
+"""The unit of analysis: a clip of video frames and audio over one time span."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Video frames and mono audio covering the same time span of one source.
+
+    Attributes:
+        frames: uint8 RGB frames ``[N, H, W, 3]`` as captured (not yet resized); N may be 0 for
+            audio-only sources.
+        frame_times: seconds from the source's start for each frame, ``[N]`` float64.
+        audio: mono float32 samples in [-1, 1] at ``sample_rate``; may be empty for image sources.
+        sample_rate: samples per second of ``audio`` (16000 after the resolver).
+        start, end: the span of the clip in seconds from the source's start.
+        subtitle: transcript or user-supplied text for the span ("" when unknown).
+        source: a short description of where the clip came from (file path, "camera:0", ...).
+    """
+
+    frames: np.ndarray
+    frame_times: np.ndarray
+    audio: np.ndarray
+    sample_rate: int = SAMPLE_RATE
+    start: float = 0.0
+    end: float = 0.0
+    subtitle: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
+            raise ValueError(
+                f"Clip.frames must be uint8 [N, H, W, 3] RGB, got {self.frames.dtype} {self.frames.shape}"
+            )
+        if self.frame_times.shape != (self.frames.shape[0],):
+            raise ValueError(
+                f"Clip.frame_times must have shape ({self.frames.shape[0]},), got {self.frame_times.shape}"
+            )
+        if self.audio.ndim != 1 or self.audio.dtype != np.float32:
+            raise ValueError(f"Clip.audio must be mono float32 [S], got {self.audio.dtype} {self.audio.shape}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"Clip.sample_rate must be positive, got {self.sample_rate}")
+
+    @property
+    def duration(self) -> float:
+        return max(self.end - self.start, 0.0)
