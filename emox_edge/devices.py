@@ -73,6 +73,8 @@ def resolve_device(device: str = "auto") -> ResolvedDevice:
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+    if device == "cpu":
+        return ResolvedDevice(device, "cpu", ("CPUExecutionProvider",), False)
     providers = ort_available_providers()
     offload = llama_supports_gpu_offload()
     wanted = [device] if device != "auto" else (["metal"] if platform.system() == "Darwin" else ["cuda"])
@@ -85,4 +87,7 @@ def resolve_device(device: str = "auto") -> ResolvedDevice:
                 f"device {name!r} requested but ONNX Runtime offers only {providers}; falling back to CPU"
                 + (" (install onnxruntime-gpu for CUDA)" if name == "cuda" else "")
             )
+    if device == "auto" and offload:
+        # llama.cpp was built with a GPU backend even though ONNX Runtime has no GPU provider.
+        return ResolvedDevice(device, "cpu", ("CPUExecutionProvider",), True)
     return ResolvedDevice(device, "cpu", ("CPUExecutionProvider",), False)
