@@ -10,10 +10,11 @@ DEV=0
 [ "${1:-}" = "--dev" ] && DEV=1
 PY=${PYTHON:-python3}
 
-# System packages: PortAudio (microphone), espeak-ng and ffmpeg (generated test media).
+# System packages: PortAudio (microphone); for tests also espeak-ng and ffmpeg (generated media) and
+# PulseAudio (a null-sink microphone for the real PortAudio test).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=()
-  for pkg in libportaudio2 $( [ $DEV = 1 ] && echo espeak-ng ffmpeg ); do
+  for pkg in libportaudio2 $( [ $DEV = 1 ] && echo espeak-ng ffmpeg pulseaudio libasound2-plugins ); do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

@@ -31,3 +31,14 @@ def test_sha256_and_json(tmp_path):
     path = write_json_atomic(tmp_path / "a.json", {"k": "é"})
     assert json.loads(path.read_text(encoding="utf-8")) == {"k": "é"}
     assert sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_atomic_output_gets_umask_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "perm.json", {})
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644
