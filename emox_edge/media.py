@@ -22,6 +22,10 @@ class Clip:
         start, end: the span of the clip in seconds from the source's start.
         subtitle: transcript or user-supplied text for the span ("" when unknown).
         source: a short description of where the clip came from (file path, "camera:0", ...).
+        model_frames: optional uint8 RGB ``[N, S, S, 3]``, the same frames already resized to the
+            model's square input size by the video decoder (resizing in the decoder's YUV domain is
+            what Nano-EmoX's training decoder did; see docs/runtime.md). None: preprocessing
+            resizes ``frames`` itself.
     """
 
     frames: np.ndarray
@@ -32,6 +36,7 @@ class Clip:
     end: float = 0.0
     subtitle: str = ""
     source: str = ""
+    model_frames: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
@@ -44,6 +49,16 @@ class Clip:
             )
         if self.audio.ndim != 1 or self.audio.dtype != np.float32:
             raise ValueError(f"Clip.audio must be mono float32 [S], got {self.audio.dtype} {self.audio.shape}")
+        if self.model_frames is not None and (
+            self.model_frames.ndim != 4
+            or self.model_frames.shape[0] != self.frames.shape[0]
+            or self.model_frames.shape[-1] != 3
+            or self.model_frames.dtype != np.uint8
+        ):
+            raise ValueError(
+                f"Clip.model_frames must be uint8 [{self.frames.shape[0]}, S, S, 3], got "
+                f"{self.model_frames.dtype} {self.model_frames.shape}"
+            )
         if self.sample_rate <= 0:
             raise ValueError(f"Clip.sample_rate must be positive, got {self.sample_rate}")
 

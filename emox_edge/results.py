@@ -69,6 +69,16 @@ class ClipResult:
     timings: Mapping[str, float] = field(default_factory=dict)  # ms per stage for the whole clip
     error: str | None = None  # set when the clip failed and was skipped by a live loop
 
+    def line(self) -> str:
+        """One readable line: span, each task's answer, and the total time."""
+        return summary_line(self)
+
+    def plot(self, frame: Any) -> Any:
+        """A copy of ``frame`` (uint8 RGB [H, W, 3]) with face boxes, labels and the reply drawn on it."""
+        from emox_edge.overlay import draw_result
+
+        return draw_result(frame, self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -81,3 +91,31 @@ class ClipResult:
             "timings": dict(self.timings),
             "error": self.error,
         }
+
+
+def task_summary(result: TaskResult, *, width: int = 80) -> str:
+    """A short text for one task: label(s), score, or the (shortened) reply."""
+    if result.task == "empathize":
+        body = result.reply if result.reply is not None else result.text
+        text = f"[{result.label}] {body}" if result.label else body
+    elif result.labels:
+        text = ", ".join(result.labels)
+    elif result.score is not None:
+        text = f"{result.score:+.2f} ({result.label})"
+    elif result.label is not None:
+        text = result.label + ("" if result.valid else " (not in label set)")
+    else:
+        text = result.text
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def summary_line(result: ClipResult) -> str:
+    span = f"{result.start:7.2f}-{result.end:7.2f}s"
+    if result.error:
+        return f"{span} ERROR {result.error}"
+    parts = [f"{name}={task_summary(task)}" for name, task in result.tasks.items()]
+    faces = f" faces={len(result.faces)}" if result.faces else ""
+    total = result.timings.get("total")
+    timing = f" ({total / 1000:.1f}s)" if total is not None else ""
+    return f"{span} " + " | ".join(parts) + faces + timing

@@ -1,0 +1,181 @@
+"""A camera read by a daemon thread: the newest frame, a bounded history for clips, drop counts.
+
+OpenCV's ``VideoCapture`` is opened in the constructor (a camera that cannot be opened raises
+``ConnectionError`` naming its index). The thread reads continuously so the driver's queue never
+builds up latency; frames older than ``history_s`` that no clip took are counted as dropped. When the
+camera stops delivering (unplugged, driver reset) the thread logs it, releases the device and reopens
+it with exponential back-off until it is back or ``close()`` is called.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_FAILS_BEFORE_RECONNECT = 5
+
+
+def _default_factory(index: int):
+    import cv2
+
+    return cv2.VideoCapture(index)
+
+
+class CameraReader:
+    """Read camera ``index`` in a daemon thread.
+
+    Args:
+        index: the OpenCV camera index.
+        capture_factory: ``index -> cv2.VideoCapture``-like object (``read()``, ``isOpened()``,
+            ``release()``, ``set()``); default ``cv2.VideoCapture``. Tests pass a reader of a file.
+        width, height, fps: requested capture settings (None: the driver's default).
+        history_s: seconds of frames kept for clip assembly.
+        clock: time source (seconds), shared with the microphone so both line up.
+        retry_initial_s, retry_max_s: back-off between reconnection attempts.
+
+    Raises:
+        ConnectionError: the camera cannot be opened.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        *,
+        capture_factory: Callable[[int], Any] | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        history_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 8.0,
+    ) -> None:
+        self.index = int(index)
+        self._factory = capture_factory or _default_factory
+        self._settings = (width, height, fps)
+        self._history_s = history_s
+        self._clock = clock
+        self._retry = (retry_initial_s, retry_max_s)
+        self._lock = threading.Lock()
+        self._history: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self._latest: tuple[float, np.ndarray] | None = None
+        self._taken_until = -1.0
+        self._stop = threading.Event()
+        self.frames_read = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.connected = False
+        self._cap = self._open()
+        if self._cap is None:
+            raise ConnectionError(
+                f"camera {self.index} could not be opened (no such device, in use, or no permission); "
+                "list cameras with `emox-edge doctor` or pass --source FILE"
+            )
+        self.connected = True
+        self._thread = threading.Thread(target=self._run, name=f"camera-{self.index}", daemon=True)
+        self._thread.start()
+
+    def _open(self):
+        import cv2
+
+        cap = self._factory(self.index)
+        if cap is None or not cap.isOpened():
+            if cap is not None:
+                cap.release()
+            return None
+        width, height, fps = self._settings
+        if width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        if height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+        return cap
+
+    def _run(self) -> None:
+        import cv2
+
+        fails = 0
+        while not self._stop.is_set():
+            ok, frame = self._cap.read() if self._cap is not None else (False, None)
+            if not ok or frame is None:
+                fails += 1
+                if fails >= _FAILS_BEFORE_RECONNECT:
+                    self._reconnect()
+                    fails = 0
+                else:
+                    time.sleep(0.01)
+                continue
+            fails = 0
+            now = self._clock()
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            with self._lock:
+                self.frames_read += 1
+                self._latest = (now, rgb)
+                self._history.append((now, rgb))
+                while self._history and self._history[0][0] < now - self._history_s:
+                    t, _ = self._history.popleft()
+                    if t > self._taken_until:
+                        self.dropped += 1
+
+    def _reconnect(self) -> None:
+        self.connected = False
+        log.warning("camera %d stopped delivering frames; reconnecting", self.index)
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        delay, limit = self._retry
+        while not self._stop.is_set():
+            self._stop.wait(delay)
+            if self._stop.is_set():
+                return
+            cap = self._open()
+            if cap is not None:
+                self._cap = cap
+                self.connected = True
+                self.reconnects += 1
+                log.warning("camera %d is back", self.index)
+                return
+            log.warning("camera %d still unavailable; next try in %.1f s", self.index, min(delay * 2, limit))
+            delay = min(delay * 2, limit)
+
+    def latest(self) -> tuple[float, np.ndarray] | None:
+        """The newest ``(time, rgb)`` frame, or None before the first."""
+        with self._lock:
+            return self._latest
+
+    def take(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Frames with ``start <= t < end`` as (uint8 [N,H,W,3], times [N]); marks them taken."""
+        with self._lock:
+            chosen = [(t, f) for t, f in self._history if start <= t < end]
+            self._taken_until = max(self._taken_until, end)
+        if not chosen:
+            return np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0)
+        shapes = {f.shape for _, f in chosen}
+        if len(shapes) > 1:  # resolution changed after a reconnect: keep the latest shape
+            last = chosen[-1][1].shape
+            chosen = [(t, f) for t, f in chosen if f.shape == last]
+        return np.stack([f for _, f in chosen]), np.asarray([t for t, _ in chosen], np.float64)
+
+    def close(self) -> None:
+        """Stop the thread and release the device (idempotent)."""
+        self._stop.set()
+        if getattr(self, "_thread", None) is not None and self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self.connected = False
+
+    def __enter__(self) -> "CameraReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

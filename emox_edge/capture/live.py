@@ -1,0 +1,206 @@
+"""Live sources: network streams decoded as they arrive, and camera/microphone capture cut into clips."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from emox_edge.capture.decode import display_size, open_container
+from emox_edge.capture.segment import LiveSegmenter, Segmentation
+from emox_edge.capture.sources import Source, _empty_frames
+from emox_edge.media import SAMPLE_RATE, Clip
+from emox_edge.preprocess.resample import downmix
+
+log = logging.getLogger(__name__)
+
+
+class StreamSource(Source):
+    """A network stream (RTSP/HTTP/...) decoded incrementally and cut live."""
+
+    live = True
+
+    def __init__(self, url: str, *, segmentation: Segmentation, max_side: int | None, model_size: int = 224,
+                 timeout: float = 10.0) -> None:
+        self.url = url
+        self.name = url
+        self.segmentation = segmentation
+        self.max_side = max_side
+        self.model_size = model_size
+        try:
+            self._container = open_container(url, timeout=timeout)
+        except (ValueError, FileNotFoundError, OSError) as exc:
+            raise ConnectionError(f"stream {url} could not be opened: {exc}") from exc
+
+    def clips(self) -> Iterator[Clip]:
+        import av
+
+        c = self._container
+        vstream = c.streams.video[0] if c.streams.video else None
+        astream = c.streams.audio[0] if c.streams.audio else None
+        if vstream is None and astream is None:
+            raise ValueError(f"{self.url}: the stream has neither video nor audio")
+        resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+        frames: list[tuple[float, np.ndarray, np.ndarray]] = []
+        audio_parts: list[np.ndarray] = []
+        audio_t0 = 0.0  # stream time of the first sample in audio_parts
+        segmenter = LiveSegmenter(self.segmentation)
+        size = None
+        now = 0.0
+        streams = [s for s in (vstream, astream) if s is not None]
+
+        def audio_between(start: float, end: float) -> np.ndarray:
+            audio = np.concatenate(audio_parts) if audio_parts else np.zeros(0, np.float32)
+            lo = int(round((start - audio_t0) * SAMPLE_RATE))
+            hi = int(round((end - audio_t0) * SAMPLE_RATE))
+            return audio[max(lo, 0) : max(hi, 0)]
+
+        def emit(spans):
+            nonlocal frames
+            for start, end in spans:
+                chosen = [f for f in frames if start <= f[0] < end]
+                if chosen:
+                    fr = np.stack([f[1] for f in chosen]); model = np.stack([f[2] for f in chosen])
+                    times = np.asarray([f[0] for f in chosen])
+                else:
+                    (fr, times), model = _empty_frames(), None
+                yield Clip(frames=fr, frame_times=times, audio=np.ascontiguousarray(audio_between(start, end)),
+                           start=start, end=end, source=self.name, model_frames=model)
+                frames = [f for f in frames if f[0] >= end]
+
+        base: float | None = None  # stream time of the first decoded frame: our time 0
+        latest: dict[int, float] = {}  # per stream: time up to which it has delivered
+        frame_s = 1.0 / float(vstream.average_rate) if vstream is not None and vstream.average_rate else 0.04
+        try:
+            for packet in c.demux(*streams):
+                for frame in packet.decode():
+                    t = float(frame.time) if frame.time is not None else None
+                    if base is None and t is not None:
+                        base = t
+                    t = now if t is None else t - base
+                    if packet.stream is vstream:
+                        if size is None:
+                            size = display_size(frame.width, frame.height, self.max_side)
+                        frames.append((t, frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA").to_ndarray(),
+                                       frame.reformat(width=self.model_size, height=self.model_size, format="rgb24", interpolation="BILINEAR").to_ndarray()))
+                    else:
+                        if not audio_parts:
+                            audio_t0 = t
+                        for out in resampler.resample(frame):
+                            audio_parts.append(downmix(out.to_ndarray()))
+                    length = frame_s if packet.stream is vstream else frame.samples / float(frame.sample_rate or SAMPLE_RATE)
+                    latest[packet.stream.index] = max(latest.get(packet.stream.index, 0.0), t + length)
+                    now = max(now, t + length)
+                if len(latest) < len(streams):
+                    continue
+                watermark = min(latest.values())  # every stream has delivered up to here
+                audio_fn = (lambda s, w=watermark: audio_between(s, w)) if astream is not None else None
+                yield from emit(segmenter.poll(watermark, audio_fn))
+        except av.error.FFmpegError as exc:
+            raise ConnectionError(f"stream {self.url} failed: {exc}") from exc
+        yield from emit(segmenter.flush(now))
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class LiveSource(Source):
+    """A camera and/or microphone cut into clips as they are captured.
+
+    When the consumer is slower than real time, only the newest closed span is turned into a clip;
+    the skipped ones are counted in ``stats()["skipped_clips"]`` (live analysis favours recency).
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        *,
+        camera: int | None,
+        mic: int | str | bool | None,
+        segmentation: Segmentation,
+        camera_factory: Callable[[int], Any] | None = None,
+        mic_factory: Callable[..., Any] | None = None,
+        poll_s: float = 0.05,
+    ) -> None:
+        from emox_edge.capture.camera import CameraReader
+        from emox_edge.capture.microphone import MicrophoneReader
+
+        self._clock = time.monotonic
+        self.t0 = self._clock()
+        self.segmentation = segmentation
+        self.poll_s = poll_s
+        self.skipped = 0
+        self.camera = None
+        self.mic = None
+        parts = []
+        try:
+            if camera is not None:
+                self.camera = CameraReader(camera, capture_factory=camera_factory, clock=self._clock)
+                parts.append(f"camera:{camera}")
+            if mic is not None and mic is not False:
+                device = None if mic is True else mic
+                self.mic = MicrophoneReader(device, stream_factory=mic_factory, clock=self._clock)
+                parts.append(f"mic:{'default' if device is None else device}")
+        except BaseException:
+            self.close()
+            raise
+        self.name = "+".join(parts)
+        self._segmenter = LiveSegmenter(segmentation)
+        self._closed = False
+
+    def _now(self) -> float:
+        return self._clock() - self.t0
+
+    def _audio(self, start: float, end: float, *, mark: bool = True) -> np.ndarray:
+        if self.mic is None or self.mic.t0 is None:
+            return np.zeros(0, np.float32)
+        offset = self.mic.t0 - self.t0
+        return self.mic.audio(start - offset, end - offset, mark=mark)
+
+    def clips(self) -> Iterator[Clip]:
+        try:
+            while not self._closed:
+                if self.mic is not None:
+                    self.mic.check()
+                now = self._now()
+                audio_fn = (lambda s: self._audio(s, now, mark=False)) if self.mic is not None else None
+                spans = self._segmenter.poll(now, audio_fn)
+                if not spans:
+                    time.sleep(self.poll_s)
+                    continue
+                if len(spans) > 1:
+                    self.skipped += len(spans) - 1
+                    log.info("analysis is slower than real time: skipped %d clip(s), analysing the newest", len(spans) - 1)
+                start, end = spans[-1]
+                if self.camera is not None:
+                    frames, times = self.camera.take(self.t0 + start, self.t0 + end)
+                    times = times - self.t0
+                else:
+                    frames, times = _empty_frames()
+                audio = self._audio(start, end)
+                if frames.shape[0] == 0 and not np.any(audio):
+                    log.warning("%s delivered nothing for %.1f-%.1f s", self.name, start, end)
+                    continue
+                yield Clip(frames=frames, frame_times=times, audio=audio, start=start, end=end, source=self.name)
+        finally:
+            self.close()
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"skipped_clips": self.skipped}
+        if self.camera is not None:
+            out.update(frames_read=self.camera.frames_read, frames_dropped=self.camera.dropped,
+                       camera_reconnects=self.camera.reconnects)
+        if self.mic is not None:
+            out.update(audio_overflows=self.mic.overflows, audio_overwritten=self.mic.ring.overwritten,
+                       mic_reconnects=self.mic.reconnects)
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        if self.camera is not None:
+            self.camera.close()
+        if self.mic is not None:
+            self.mic.close()

@@ -1,0 +1,144 @@
+"""``emox-edge run``: analyse a camera, microphone, file or stream live, one line per clip.
+
+    emox-edge run --camera 0 --mic --task emotion --show
+    emox-edge run --source talk.mp4 --bundle bundle/ --task sentiment,intent --jsonl out.jsonl --save out.mp4
+
+Without --camera/--source: camera 0 if it opens, else the demo clip (logged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from emox_edge.cli._options import (
+    add_bundle_flag,
+    add_option_flags,
+    add_task_flag,
+    open_analyzer,
+    options_from_args,
+    tasks_from_args,
+)
+
+log = logging.getLogger("emox_edge.cli.run")
+DEFAULT_TASKS = ["emotion"]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="analyse a camera, microphone, file or stream live",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--camera", metavar="N", help="camera index (e.g. 0)")
+    where.add_argument("--source", metavar="PATH_OR_URL", help="video/audio/image file, directory or stream URL")
+    parser.add_argument("--mic", nargs="?", const=True, default=None, metavar="DEV",
+                        help="also capture a microphone (default input device, or an index / name)")
+    add_bundle_flag(parser)
+    add_task_flag(parser, default=DEFAULT_TASKS)
+    parser.add_argument("--show", action="store_true", help="preview window with the overlay (when a display exists)")
+    parser.add_argument("--save", metavar="FILE", help="write the annotated video (.mp4/.avi), renamed when done")
+    parser.add_argument("--jsonl", metavar="FILE", help="write one JSON result per line (flushed per clip, renamed when done)")
+    parser.add_argument("--max-clips", type=int, metavar="N", help="stop after N clips")
+    parser.add_argument("--window", type=float, metavar="S", default=4.0, help="clip length in seconds (default 4)")
+    parser.add_argument("--vad", action="store_true", help="cut clips at utterances (voice activity) instead of fixed windows")
+    parser.add_argument("--subtitle", default="", metavar="TEXT", help="transcript given to the model for every clip")
+    parser.add_argument("--history", action="append", default=[], metavar="LINE",
+                        help="a dialogue turn for empathize ('user: ...'), repeatable")
+    add_option_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def _source(args: argparse.Namespace):
+    if args.camera is not None:
+        return args.camera
+    if args.source is not None:
+        return args.source
+    if args.mic is not None:
+        return None
+    return _default_source()
+
+
+def _default_source():
+    import cv2
+
+    cap = cv2.VideoCapture(0)
+    try:
+        if cap.isOpened():
+            log.info("no --camera/--source given: using camera 0")
+            return 0
+    finally:
+        cap.release()
+    try:
+        from emox_edge.demo import ensure_demo_clip
+    except ImportError as exc:
+        raise ConnectionError("no --camera/--source given, camera 0 does not open and no demo clip is installed") from exc
+    path = ensure_demo_clip()
+    log.info("no --camera/--source given and camera 0 does not open: using the demo clip %s", path)
+    return str(path)
+
+
+def _demo_transcript() -> str:
+    try:
+        from emox_edge.demo import DEMO_TRANSCRIPT
+    except ImportError:
+        return ""
+    return DEMO_TRANSCRIPT
+
+
+def run(args: argparse.Namespace) -> int:
+    from emox_edge.output import Display, JsonlWriter, VideoSaver
+    from emox_edge.pipeline import Pipeline
+
+    tasks = tasks_from_args(args)
+    if args.max_clips is not None and args.max_clips < 1:
+        raise ValueError(f"--max-clips must be >= 1, got {args.max_clips}")
+    options = options_from_args(args)
+    source = _source(args)
+    subtitle = args.subtitle
+    if not subtitle and args.camera is None and args.source is None and isinstance(source, str):
+        subtitle = _demo_transcript()  # the demo clip's speech
+    writer = JsonlWriter(args.jsonl) if args.jsonl else None
+    saver = VideoSaver(args.save) if args.save else None
+    display = Display() if args.show else None
+    analyzer = None
+    try:
+        analyzer = open_analyzer(args, options)
+        segmentation = _segmentation(args, analyzer)
+        pairs = Pipeline.stream_clips(analyzer, source, tasks, history=args.history, segmentation=segmentation,
+                                      max_clips=args.max_clips, source_options={"mic": args.mic}, subtitle=subtitle)
+        for clip, result in pairs:
+            print(result.line(), flush=True)
+            if writer is not None:
+                writer.write(result)
+            if saver is not None or display is not None:
+                if not _draw(clip, result, saver, display):
+                    break
+        return 0
+    finally:
+        for closer in (writer, saver, display, analyzer):
+            if closer is not None:
+                closer.close()
+
+
+def _segmentation(args: argparse.Namespace, analyzer):
+    from emox_edge.capture import Segmentation
+    from emox_edge.capture.segment import default_vad, vad_from_bundle
+
+    if not args.vad:
+        return Segmentation(mode="fixed", window_s=args.window)
+    vad = vad_from_bundle(getattr(analyzer, "bundle", None)) or default_vad()
+    return Segmentation(mode="vad", window_s=args.window, vad=vad)
+
+
+def _draw(clip, result, saver, display) -> bool:
+    frames = clip.frames
+    if frames.shape[0] == 0:
+        return True
+    if saver is not None and saver.frames == 0 and clip.duration > 0 and frames.shape[0] > 1:
+        saver.fps = max(min(frames.shape[0] / clip.duration, 60.0), 1.0)
+    for frame in frames:
+        annotated = result.plot(frame)
+        if saver is not None:
+            saver.write(annotated)
+        if display is not None and not display.show(annotated):
+            return False
+    return True

@@ -1,0 +1,179 @@
+"""The Nano-EmoX pipeline on the tiny bundle: real ONNX Runtime encoders, real llama.cpp, real media."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from emox_edge.bundle.manifest import Bundle, BundleError
+from emox_edge.capture import Segmentation, resolve_source
+from emox_edge.media import Clip
+from emox_edge.options import PipelineOptions
+from emox_edge.output import JsonlWriter, VideoSaver
+from emox_edge.pipeline import Pipeline
+from emox_edge.results import TASKS, ClipResult, TaskResult
+from emox_edge.tasks import TaskRequest
+
+ALL = ["sentiment", "emotion", "open_vocab_emotion", "intent:mintrec2", "reason", "empathize"]
+
+
+def _clip(path, subtitle="I can't believe we won!"):
+    with resolve_source(path, segmentation=Segmentation(mode="whole")) as source:
+        (clip,) = list(source)
+    return dataclasses.replace(clip, subtitle=subtitle)
+
+
+def test_six_tasks_give_typed_results(analyzer, media_dir):
+    result = analyzer.analyze(_clip(media_dir / "clip.mp4"), ALL, history=["user: we played the final"])
+    assert isinstance(result, ClipResult) and result.error is None
+    assert list(result.tasks) == list(TASKS)
+    assert all(isinstance(t, TaskResult) for t in result.tasks.values())
+    for name in ("sentiment", "emotion", "intent"):  # grammar-constrained: always a valid label
+        assert result.tasks[name].valid and result.tasks[name].label is not None
+    assert result.tasks["intent"].label in analyzer.book.question(TaskRequest("intent", "mintrec2")).labels
+    assert result.tasks["open_vocab_emotion"].labels  # never empty ("neutral" at worst)
+    for stage in ("preprocess", "encoder_visual", "encoder_audio", "encoder_facial", "encoder_adapters",
+                  "prefill", "decode", "total"):
+        assert result.timings[stage] >= 0.0, stage
+    assert result.tasks["emotion"].timings["n_prompt"] > 69  # the 69 modality rows are in the prompt
+    assert len(result.faces) >= 1 and result.faces[0].track_id is not None  # the astronaut
+    x1, y1, x2, y2 = result.faces[0].box
+    assert 0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240
+    json.dumps(result.to_dict())
+    assert result.bundle == "nano-emox:tiny-nano-emox"
+
+
+def test_deterministic_mode_repeats_itself(analyzer, media_dir):
+    clip = _clip(media_dir / "clip.mp4")
+    first = analyzer.analyze(clip, ["emotion", "reason"])
+    second = analyzer.analyze(clip, ["emotion", "reason"])
+    assert {k: v.text for k, v in first.tasks.items()} == {k: v.text for k, v in second.tasks.items()}
+
+
+def test_encoder_outputs_depend_on_the_clip(analyzer, media_dir):
+    face, _ = analyzer.encode(_clip(media_dir / "clip.mp4"))
+    bars, _ = analyzer.encode(_clip(media_dir / "bars.mp4"))
+    width = analyzer.core.embedding_width
+    assert {k: v.shape for k, v in face.items()} == {"fusion_embeds": (1, width), "audio_embeds": (32, width),
+                                                     "face_embeds": (4, width), "frame_embeds": (32, width)}
+    assert not np.allclose(face["frame_embeds"], bars["frame_embeds"])
+    assert not np.allclose(face["audio_embeds"], bars["audio_embeds"])  # speech vs no audio
+
+
+def test_injected_embeddings_change_what_the_model_says(analyzer, media_dir):
+    book = analyzer.book
+    q = book.question(TaskRequest("reason"))
+    logits = []
+    for name in ("clip.mp4", "bars.mp4"):
+        embeds, _ = analyzer.encode(_clip(media_dir / name))
+        logits.append(analyzer.core.next_token_logits(book.segments(q, subtitle="", history=(), embeddings=embeds)))
+    assert np.abs(logits[0] - logits[1]).max() > 1e-3
+
+
+def test_no_face_on_a_clip_without_one(analyzer, media_dir):
+    assert analyzer._faces.detect(_clip(media_dir / "bars.mp4")) == []
+
+
+def test_audio_only_silent_and_short_clips_work(analyzer, media_dir):
+    for name in ("silence.wav", "short.mp4", "empty.wav"):
+        result = analyzer.analyze(_clip(media_dir / name), ["sentiment"])
+        assert result.error is None and result.tasks["sentiment"].valid, name
+
+
+def test_unconstrained_generation_still_parses(tiny_bundle, media_dir):
+    options = PipelineOptions(deterministic=True, max_new_tokens=12, n_ctx=1024, constrain=False, precision="fp32", n_threads=1,
+                              extra={"faces": False})
+    with Pipeline.from_bundle(tiny_bundle, options) as pipe:
+        result = pipe.analyze(_clip(media_dir / "clip.mp4"), ["emotion"])
+    task = result.tasks["emotion"]
+    assert task.valid == (task.label in ("neutral", "angry", "happy", "sad", "worried", "surprise"))
+    assert result.faces == () and "faces" not in result.timings
+
+
+def test_stream_survives_a_failing_clip(analyzer, media_dir):
+    good = _clip(media_dir / "short.mp4")
+    bad = Clip(frames=good.frames, frame_times=good.frame_times, audio=np.zeros(800, np.float32), sample_rate=8000,
+               source="bad")
+    seen = []
+    results = list(Pipeline.stream(analyzer, [good, bad, good], ["emotion"], callback=seen.append))
+    assert [r.error is None for r in results] == [True, False, True]
+    assert "16000 Hz" in results[1].error and results[1].tasks == {}
+    assert seen == results
+    assert results[0].timings["capture"] >= 0
+
+
+def test_stream_max_clips_and_subtitle(analyzer, media_dir):
+    results = list(Pipeline.stream(analyzer, media_dir / "clip.mp4", ["intent"], segmentation=Segmentation(window_s=1.0),
+                                   max_clips=2, subtitle="Could you help me?"))
+    assert len(results) == 2 and results[1].start == 1.0
+    with pytest.raises(ValueError, match="max_clips"):
+        list(Pipeline.stream(analyzer, media_dir / "clip.mp4", ["intent"], max_clips=0))
+
+
+def test_bundle_misuse(tiny_bundle, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Pipeline.from_bundle(tmp_path / "nope")
+    with pytest.raises(ValueError, match="quant 'q2_k'.*f16"):
+        Pipeline.from_bundle(tiny_bundle, PipelineOptions(quant="q2_k", n_ctx=1024))
+    with pytest.raises(ValueError, match="precision must be one of int8, fp32"):
+        Pipeline.from_bundle(tiny_bundle, PipelineOptions(precision="int4", n_ctx=1024))
+    with pytest.raises(ValueError, match="device must be one of"):
+        Pipeline.from_bundle(tiny_bundle, PipelineOptions(device="tpu", n_ctx=1024))
+    bundle = Bundle.open(tiny_bundle)
+    odd = Bundle(root=bundle.root, manifest={**bundle.manifest, "kind": "whisper"})
+    with pytest.raises(BundleError, match="nano-emox, lite"):
+        Pipeline.from_bundle(odd)
+
+
+def test_unknown_task_is_refused(analyzer, media_dir):
+    with pytest.raises(ValueError, match="valid tasks"):
+        analyzer.analyze(_clip(media_dir / "short.mp4"), ["mood"])
+
+
+def test_plot_draws_faces_and_answers(analyzer, media_dir):
+    clip = _clip(media_dir / "face.mp4")
+    result = analyzer.analyze(clip, ["emotion"])
+    frame = clip.frames[0]
+    drawn = result.plot(frame)
+    assert drawn.shape == frame.shape and drawn.dtype == np.uint8
+    assert not np.array_equal(drawn, frame) and np.array_equal(clip.frames[0], frame)  # a copy
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        result.plot(frame.astype(np.float32))
+    assert result.line().startswith("   0.00-   3.00s emotion=")
+
+
+def test_outputs_are_written_atomically(analyzer, media_dir, tmp_path):
+    result = analyzer.analyze(_clip(media_dir / "short.mp4"), ["emotion"])
+    writer = JsonlWriter(tmp_path / "out.jsonl")
+    writer.write(result)
+    writer.write(result)
+    assert not (tmp_path / "out.jsonl").exists()  # only the .part until closed
+    writer.close()
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["tasks"]["emotion"]["valid"] is True
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+    saver = VideoSaver(tmp_path / "out.mp4", fps=25)
+    for frame in _clip(media_dir / "short.mp4").frames:
+        saver.write(result.plot(frame))
+    saver.close()
+    import cv2
+
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 25
+    cap.release()
+    with pytest.raises(ValueError, match="unsupported video suffix"):
+        VideoSaver(tmp_path / "out.gif")
+    aborted = JsonlWriter(tmp_path / "gone.jsonl")
+    aborted.abort()
+    assert not any(p.name.startswith(".gone") or p.name == "gone.jsonl" for p in tmp_path.iterdir())
+
+
+def test_long_dialogue_history_is_trimmed_to_the_prompt_budget(analyzer, media_dir, caplog):
+    history = [f"user: this is turn number {i} of a very long conversation about many things" for i in range(120)]
+    result = analyzer.analyze(_clip(media_dir / "short.mp4", subtitle="And now?"), ["empathize"], history=history)
+    assert result.error is None
+    assert result.tasks["empathize"].timings["n_prompt"] <= 800
+    assert "dropping the oldest dialogue turn" in caplog.text
