@@ -26,7 +26,7 @@ _COMMANDS = (
     "emox_edge.cli.bench",
 )
 # Bad input from the user: exit 2. Everything else that is expected: exit 1.
-_BAD_INPUT = (FileNotFoundError, ValueError, TypeError, IsADirectoryError, NotADirectoryError)
+_BAD_INPUT = (FileNotFoundError, FileExistsError, ValueError, TypeError, IsADirectoryError, NotADirectoryError)
 _EXPECTED = (ConnectionError, RuntimeError, OSError, ImportError)
 
 
