@@ -1,0 +1,128 @@
+"""End to end: the six tasks on the generated demo clip, through the API and the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from emox_edge.capture import resolve_source
+from emox_edge.media import Clip
+from emox_edge.options import PipelineOptions
+from emox_edge.results import TASKS
+
+ALL = list(TASKS)
+
+
+@pytest.fixture(scope="module")
+def pipeline(lite_bundle):
+    from emox_edge.lite.pipeline import LitePipeline
+
+    with LitePipeline.from_bundle(lite_bundle, PipelineOptions(deterministic=True, n_threads=1, max_new_tokens=12)) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def first_clip(demo_clip_file) -> Clip:
+    source = resolve_source(str(demo_clip_file))
+    try:
+        return next(iter(source.clips()))
+    finally:
+        source.close()
+
+
+def test_analyze_gives_every_task(pipeline, first_clip):
+    result = pipeline.analyze(first_clip, ALL)
+    assert result.bundle == "lite:smollm2-135m" and result.error is None
+    assert set(result.tasks) == set(TASKS)
+    assert result.tasks["emotion"].label == "happy" and result.tasks["emotion"].valid
+    assert result.tasks["sentiment"].label == "positive"
+    intent = result.tasks["intent"]
+    assert intent.valid and intent.label in pipeline.bundle.manifest["tasks"]["intent"]["labels"]
+    ov = result.tasks["open_vocab_emotion"]
+    assert ov.valid and ov.labels and all(w.isalpha() for w in ov.labels)
+    assert result.tasks["reason"].text
+    emp = result.tasks["empathize"]
+    assert emp.think is not None and emp.reply
+    assert result.faces and result.faces[0].track_id is not None and result.faces[0].expression
+    perception = result.perception
+    assert perception["speech_segments"], "the demo clip's speech was not found"
+    assert perception["voice"] is not None and perception["face_frames"][0] >= 1
+    json.dumps(result.to_dict())  # serialisable
+    for task in ("intent", "reason", "empathize", "open_vocab_emotion"):
+        assert result.tasks[task].timings["n_generated"] >= 1
+
+
+def test_perception_only_tasks_do_not_load_the_language_core(lite_bundle, first_clip):
+    from emox_edge.lite.pipeline import LitePipeline
+
+    with LitePipeline.from_bundle(lite_bundle, PipelineOptions(n_threads=2)) as p:
+        result = p.analyze(first_clip, ["emotion", "sentiment:valence:sims", "emotion"])
+        assert p._core is None
+    assert -1 <= result.tasks["sentiment"].score <= 1
+
+
+def test_variants(pipeline, first_clip):
+    result = pipeline.analyze(first_clip, ["emotion:meld", "intent:mintrec2"])
+    assert result.tasks["emotion"].label == "joy"
+    assert result.tasks["intent"].valid
+
+
+def test_silent_faceless_clip(pipeline):
+    clip = Clip(frames=np.full((4, 120, 160, 3), 40, np.uint8), frame_times=np.arange(4) / 4.0,
+                audio=np.zeros(16000, np.float32), start=0.0, end=1.0, source="blank")
+    result = pipeline.analyze(clip, ["emotion", "sentiment"])
+    assert result.tasks["emotion"].label == "neutral" and result.faces == ()
+    assert result.perception["voice"] is None
+
+
+def test_analyze_misuse(pipeline, first_clip, lite_bundle):
+    with pytest.raises(ValueError, match="valid tasks"):
+        pipeline.analyze(first_clip, ["mood"])
+    with pytest.raises(TypeError, match="Clip"):
+        pipeline.analyze(np.zeros((4, 4, 3), np.uint8), ["emotion"])
+    with pytest.raises(ValueError, match="mer, meld, iemocap"):
+        pipeline.analyze(first_clip, ["emotion:ravdess"])
+    with pytest.raises(ValueError, match="intent label set"):
+        pipeline.analyze(first_clip, ["intent:atis"])
+    from emox_edge.lite.pipeline import LitePipeline
+
+    with pytest.raises(ValueError, match="injection"):
+        LitePipeline.from_bundle(lite_bundle, PipelineOptions(extra={"injection": "telepathy"}))
+    with pytest.raises(ValueError, match="fer_precision"):
+        LitePipeline.from_bundle(lite_bundle, PipelineOptions(extra={"fer_precision": "fp16"}))
+    with pytest.raises(ValueError, match="lite_frames"):
+        LitePipeline.from_bundle(lite_bundle, PipelineOptions(extra={"lite_frames": 0}))
+
+
+def test_int8_expression_graph_on_request(lite_bundle, first_clip):
+    from emox_edge.lite.pipeline import LitePipeline
+
+    with LitePipeline.from_bundle(lite_bundle, PipelineOptions(n_threads=2, extra={"fer_precision": "int8"})) as p:
+        assert p._expression is not None
+        result = p.analyze(first_clip, ["emotion"])
+    assert result.tasks["emotion"].label == "happy"
+
+
+_HAS_RUN = importlib.util.find_spec("emox_edge.cli.run") is not None
+
+
+@pytest.mark.skipif(not _HAS_RUN, reason="emox_edge.cli.run (the runtime helper's 'run' command) is not in the tree")
+def test_cli_run_on_the_demo_clip(demo_clip_file, lite_bundle_dir, tmp_path, capsys):
+    from emox_edge.cli.main import main
+    from emox_edge.demo import DEMO_TRANSCRIPT
+
+    saved, jsonl = tmp_path / "annotated.mp4", tmp_path / "results.jsonl"
+    code = main(["run", "--source", str(demo_clip_file), "--task", ",".join(ALL), "--deterministic",
+                 "--max-new-tokens", "12", "--n-threads", "1", "--max-clips", "1", "--subtitle", DEMO_TRANSCRIPT,
+                 "--save", str(saved), "--jsonl", str(jsonl)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "happy" in printed
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["bundle"] == "lite:smollm2-135m" and rows[0]["error"] is None
+    assert set(rows[0]["tasks"]) == set(TASKS)
+    assert all(task["valid"] for task in rows[0]["tasks"].values())
+    assert saved.is_file() and saved.stat().st_size > 10_000
