@@ -118,7 +118,7 @@ def test_convert_bundle_cli_assembles_and_verifies(cli_conversion, tiny_llm_dir,
     assert bundle.section("graphs")["audio"]["file"] == "encoders/audio.int8.onnx"
     assert "reports/encoders-report.json" in bundle.manifest["files"]
     # a second run needs --force, and replaces the bundle
-    assert main(["convert", "bundle", "--llm", str(tiny_llm_dir), "--encoders", str(enc), "--out", str(out)]) == 1
+    assert main(["convert", "bundle", "--llm", str(tiny_llm_dir), "--encoders", str(enc), "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["convert", "bundle", "--llm", str(tiny_llm_dir), "--encoders", str(enc), "--out", str(out),
                  "--force", "--quiet"]) == 0
