@@ -102,7 +102,9 @@ class NanoEmoxPipeline:
         t_start = time.perf_counter()
         embeddings, timings = self.encode(clip)
         t0 = time.perf_counter()
-        faces = self._faces.detect(clip)
+        frame_faces = self._faces.detect(clip)
+        # the faces reported for the clip: those of the last analysed frame that has any
+        faces = next((found for _, found in reversed(frame_faces) if found), ())
         if self._faces.active:
             timings["faces"] = _ms(t0)
         results: dict[str, TaskResult] = {}
@@ -122,7 +124,7 @@ class NanoEmoxPipeline:
             results[key] = self.book.parse(question, gen.text, timings=task_timings)
         timings.update(prefill=prefill, decode=decode, total=_ms(t_start))
         return ClipResult(source=clip.source, start=clip.start, end=clip.end, bundle=self.name, tasks=results,
-                          faces=tuple(faces), timings=timings)
+                          faces=tuple(faces), timings=timings, frame_faces=tuple(frame_faces))
 
     def _prompt(self, request: TaskRequest, subtitle: str, history: Sequence[str], embeddings):
         """The question and prompt segments, trimmed to the prompt budget.
@@ -177,8 +179,7 @@ class NanoEmoxPipeline:
 
 
 class _FaceStage:
-    """Faces on ``n_frames`` uniformly sampled frames (default 4), tracked; the faces of the last one
-    that has any are reported.
+    """Faces on ``n_frames`` uniformly sampled frames (default 4), tracked, with each frame's time.
 
     Uses ``emox_edge.faces.FaceDetector`` (Haar by default; ``options.extra["face_model"]`` names a
     CenterFace ONNX). ``options.extra["faces"] = False`` turns detection off; ``extra["face_frames"]``
@@ -199,18 +200,17 @@ class _FaceStage:
             log.warning("face detection off: %s", exc)
             self.active = False
 
-    def detect(self, clip: Clip) -> list[Face]:
+    def detect(self, clip: Clip) -> list[tuple[float, tuple[Face, ...]]]:
         if self._detector is None or clip.frames.shape[0] == 0:
             return []
         from emox_edge.faces import FaceTracker
 
         tracker = FaceTracker()
-        last: list[Face] = []
+        frame_faces = []
         for index in sorted(set(sample_indices(clip.frames.shape[0], self.n_frames))):
             tracked = tracker.update(self._detector.detect(np.ascontiguousarray(clip.frames[index])))
-            if tracked:
-                last = tracked
-        return last
+            frame_faces.append((float(clip.frame_times[index]), tuple(tracked)))
+        return frame_faces
 
     def close(self) -> None:
         if self._detector is not None:

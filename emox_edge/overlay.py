@@ -15,7 +15,7 @@ _PANEL = (20, 20, 20)
 _ERROR = (230, 60, 60)
 
 
-def draw_result(frame: np.ndarray, result) -> np.ndarray:
+def draw_result(frame: np.ndarray, result, *, faces=None) -> np.ndarray:
     """Return an annotated copy of ``frame``.
 
     Raises:
@@ -32,7 +32,7 @@ def draw_result(frame: np.ndarray, result) -> np.ndarray:
     h, w = out.shape[:2]
     scale = max(0.35, min(w, h) / 900.0)
     thick = max(1, int(round(scale * 2)))
-    for face in result.faces:
+    for face in result.faces if faces is None else faces:
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), _BOX, thick)
         label = f"#{face.track_id}" if face.track_id is not None else ""

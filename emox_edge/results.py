@@ -68,16 +68,28 @@ class ClipResult:
     perception: Mapping[str, Any] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)  # ms per stage for the whole clip
     error: str | None = None  # set when the clip failed and was skipped by a live loop
+    # (time in seconds from the source's start, faces detected on that frame) for each analysed frame
+    frame_faces: tuple[tuple[float, tuple[Face, ...]], ...] = ()
+
+    def faces_at(self, t: float | None) -> tuple[Face, ...]:
+        """The faces detected on the analysed frame nearest to time ``t`` (``faces`` when unknown)."""
+        if t is None or not self.frame_faces:
+            return self.faces
+        return min(self.frame_faces, key=lambda item: abs(item[0] - t))[1]
 
     def line(self) -> str:
         """One readable line: span, each task's answer, and the total time."""
         return summary_line(self)
 
-    def plot(self, frame: Any) -> Any:
-        """A copy of ``frame`` (uint8 RGB [H, W, 3]) with face boxes, labels and the reply drawn on it."""
+    def plot(self, frame: Any, *, t: float | None = None) -> Any:
+        """A copy of ``frame`` (uint8 RGB [H, W, 3]) with face boxes, labels and the reply drawn on it.
+
+        ``t`` is the frame's time (seconds from the source's start): the boxes drawn are those of the
+        analysed frame nearest to it, so they follow a face that moves within the clip.
+        """
         from emox_edge.overlay import draw_result
 
-        return draw_result(frame, self)
+        return draw_result(frame, self, faces=self.faces_at(t))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +102,7 @@ class ClipResult:
             "perception": dict(self.perception),
             "timings": dict(self.timings),
             "error": self.error,
+            "frame_faces": [{"time": t, "faces": [face.to_dict() for face in faces]} for t, faces in self.frame_faces],
         }
 
 

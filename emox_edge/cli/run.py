@@ -3,13 +3,17 @@
     emox-edge run --camera 0 --mic --task emotion --show
     emox-edge run --source talk.mp4 --bundle bundle/ --task sentiment,intent --jsonl out.jsonl --save out.mp4
 
-Without --camera/--source: camera 0 if it opens, else the demo clip (logged).
+Without --camera/--source: camera 0 if it opens, else the demo clip (logged). On the demo clip the
+default tasks are emotion, sentiment and empathize, and the annotated video is saved to
+./emox-demo-annotated.mp4 unless --save names another file.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
+import platform
 
 from emox_edge.cli._options import (
     add_bundle_flag,
@@ -22,6 +26,8 @@ from emox_edge.cli._options import (
 
 log = logging.getLogger("emox_edge.cli.run")
 DEFAULT_TASKS = ["emotion"]
+DEMO_TASKS = ["emotion", "sentiment", "empathize"]
+DEMO_SAVE = "emox-demo-annotated.mp4"
 
 
 def register(subparsers) -> None:
@@ -57,16 +63,22 @@ def _source(args: argparse.Namespace):
     return _default_source()
 
 
-def _default_source():
+def _camera0_opens() -> bool:
+    if platform.system() == "Linux" and not glob.glob("/dev/video*"):
+        return False  # no video device at all: skip OpenCV's noisy probe
     import cv2
 
     cap = cv2.VideoCapture(0)
     try:
-        if cap.isOpened():
-            log.info("no --camera/--source given: using camera 0")
-            return 0
+        return bool(cap.isOpened())
     finally:
         cap.release()
+
+
+def _default_source():
+    if _camera0_opens():
+        log.info("no --camera/--source given: using camera 0")
+        return 0
     try:
         from emox_edge.demo import ensure_demo_clip
     except ImportError as exc:
@@ -88,14 +100,18 @@ def run(args: argparse.Namespace) -> int:
     from emox_edge.output import Display, JsonlWriter, VideoSaver
     from emox_edge.pipeline import Pipeline
 
-    tasks = tasks_from_args(args)
     if args.max_clips is not None and args.max_clips < 1:
         raise ValueError(f"--max-clips must be >= 1, got {args.max_clips}")
     options = options_from_args(args)
     source = _source(args)
     subtitle = args.subtitle
-    if not subtitle and args.camera is None and args.source is None and isinstance(source, str):
-        subtitle = _demo_transcript()  # the demo clip's speech
+    demo = args.camera is None and args.source is None and isinstance(source, str)
+    if demo:
+        # The demo clip: show what the SDK does end to end, and leave a video the user can open.
+        args.default_tasks = DEMO_TASKS
+        subtitle = subtitle or _demo_transcript()  # the demo clip's speech
+        args.save = args.save or DEMO_SAVE
+    tasks = tasks_from_args(args)
     writer = JsonlWriter(args.jsonl) if args.jsonl else None
     saver = VideoSaver(args.save) if args.save else None
     display = Display() if args.show else None
@@ -117,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         for closer in (writer, saver, display, analyzer):
             if closer is not None:
                 closer.close()
+        if saver is not None and saver.frames:
+            print(f"annotated video: {args.save}", flush=True)
 
 
 def _segmentation(args: argparse.Namespace, analyzer):
@@ -135,8 +153,8 @@ def _draw(clip, result, saver, display) -> bool:
         return True
     if saver is not None and saver.frames == 0 and clip.duration > 0 and frames.shape[0] > 1:
         saver.fps = max(min(frames.shape[0] / clip.duration, 60.0), 1.0)
-    for frame in frames:
-        annotated = result.plot(frame)
+    for frame, t in zip(frames, clip.frame_times):
+        annotated = result.plot(frame, t=float(t))
         if saver is not None:
             saver.write(annotated)
         if display is not None and not display.show(annotated):

@@ -106,15 +106,17 @@ class LitePipeline:
         return self._core
 
     # ------------------------------------------------------------------------------ perception
-    def perceive(self, clip: Clip) -> tuple[Perception, tuple[Face, ...], dict[str, float]]:
-        """Faces, expressions and voice of one clip, fused. Returns (perception, faces, timings ms)."""
+    def perceive(self, clip: Clip) -> tuple[Perception, tuple[tuple[float, tuple[Face, ...]], ...], dict[str, float]]:
+        """Faces, expressions and voice of one clip, fused.
+
+        Returns (perception, (frame time, faces) per analysed frame, timings ms).
+        """
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         n = len(clip.frames)
         picks = np.unique(np.linspace(0, n - 1, min(n, self.frames_per_clip)).round().astype(int)) if n else []
-        per_frame = []
         main_probs = []
-        last_faces: tuple[Face, ...] = ()
+        frame_faces: list[tuple[float, tuple[Face, ...]]] = []
         t_expr = 0.0
         for idx in picks:
             frame = clip.frames[idx]
@@ -125,8 +127,7 @@ class LitePipeline:
             if faces:
                 main = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) * f.score)
                 main_probs.append([main.expression[c] for c in self._expression.classes])
-            per_frame.append({"time": float(clip.frame_times[idx]), "faces": [f.to_dict() for f in faces]})
-            last_faces = tuple(faces)
+            frame_faces.append((float(clip.frame_times[idx]), tuple(faces)))
         timings["faces_ms"] = round(_ms(t0) - t_expr * 1000.0, 2)
         timings["expression_ms"] = round(t_expr * 1000.0, 2)
         expression = None
@@ -148,8 +149,8 @@ class LitePipeline:
                 timings["prosody_ms"] = _ms(t0)
         perception = fuse(expression, voice, prosody=features, face_frames=(len(main_probs), len(picks)))
         perception = Perception(**{**perception.__dict__, "extra": {
-            "speech_segments": [[round(s, 3), round(e, 3)] for s, e in segments], "frames": per_frame}})
-        return perception, last_faces, timings
+            "speech_segments": [[round(s, 3), round(e, 3)] for s, e in segments]}})
+        return perception, tuple(frame_faces), timings
 
     # ------------------------------------------------------------------------------ tasks
     def analyze(self, clip: Clip, tasks: Sequence[str | TaskRequest], *, history: Sequence[str] = ()) -> ClipResult:
@@ -165,7 +166,8 @@ class LitePipeline:
         for request in requests:
             self._check_variant(request)
         t_all = time.perf_counter()
-        perception, faces, timings = self.perceive(clip)
+        perception, frame_faces, timings = self.perceive(clip)
+        faces = frame_faces[-1][1] if frame_faces else ()
         results: dict[str, TaskResult] = {}
         for request in dict.fromkeys(requests):
             t0 = time.perf_counter()
@@ -173,7 +175,7 @@ class LitePipeline:
             results[request.task] = TaskResult(**{**result.__dict__, "timings": {**result.timings, "total_ms": _ms(t0)}})
         timings["total_ms"] = _ms(t_all)
         return ClipResult(source=clip.source, start=clip.start, end=clip.end, bundle=self.name, tasks=results,
-                          faces=faces, perception=perception.to_dict(), timings=timings)
+                          faces=faces, perception=perception.to_dict(), timings=timings, frame_faces=frame_faces)
 
     @staticmethod
     def _check_variant(request: TaskRequest) -> None:
