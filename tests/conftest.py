@@ -1,7 +1,23 @@
-"""Project-wide pytest settings. Area fixtures live in tests/<area>/conftest.py."""
+"""Project-wide pytest settings and fixtures shared by several areas (area fixtures: tests/<area>/conftest.py)."""
 
 import os
+from pathlib import Path
+
+import pytest
 
 # Tests never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """The tiny nano-emox bundle, built once per run by the real converters (encoders and runtime tests).
+
+    Set EMOX_TEST_CACHE=/some/dir to keep it between runs (it is stamped with its build inputs).
+    """
+    from converters.testing.tiny_bundle import build_tiny_bundle
+
+    env = os.environ.get("EMOX_TEST_CACHE")
+    root = Path(env) / "encoders" if env else tmp_path_factory.mktemp("tiny-bundle")
+    return build_tiny_bundle(root / "tiny-nano-emox")

@@ -1,12 +1,10 @@
-"""Fixtures of the encoder-converter tests: tiny sources, one CLI conversion, one tiny bundle per session.
+"""Fixtures of the encoder-converter tests: tiny sources and one CLI conversion per session.
 
-Set EMOX_TEST_CACHE=/some/dir to keep the tiny bundle between sessions (it is stamped with its
-builder's arguments and rebuilt when they change).
+The tiny bundle fixture is shared with the runtime tests and lives in tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -29,15 +27,6 @@ def cli_conversion(tiny_sources, tmp_path_factory):
                  "--hubert", str(tiny_sources.hubert), "--facexformer", str(tiny_sources.facexformer),
                  "--out", str(out), "--quiet"])
     return code, out
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
-    from converters.testing.tiny_bundle import build_tiny_bundle
-
-    env = os.environ.get("EMOX_TEST_CACHE")
-    root = Path(env) / "encoders" if env else tmp_path_factory.mktemp("tiny-bundle")
-    return build_tiny_bundle(root / "tiny-nano-emox")
 
 
 @pytest.fixture(scope="session")

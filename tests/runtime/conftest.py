@@ -47,16 +47,6 @@ def media_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
-    """The tiny nano-emox bundle (built by the real converters; shared through $EMOX_TEST_CACHE)."""
-    from converters.testing.tiny_bundle import build_tiny_bundle
-
-    env = os.environ.get("EMOX_TEST_CACHE")
-    root = Path(env) / "encoders" if env else tmp_path_factory.mktemp("tiny-bundle")
-    return build_tiny_bundle(root / "tiny-nano-emox")
-
-
-@pytest.fixture(scope="session")
 def analyzer(tiny_bundle):
     """A deterministic NanoEmoxPipeline on the tiny bundle (session-wide; tests must not close it)."""
     from emox_edge.options import PipelineOptions
