@@ -11,9 +11,12 @@ default tasks are emotion, sentiment and empathize, and the annotated video is s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import logging
 import platform
+import signal
+import threading
 
 from emox_edge.cli._options import (
     add_bundle_flag,
@@ -96,9 +99,30 @@ def _demo_transcript() -> str:
     return DEMO_TRANSCRIPT
 
 
+@contextlib.contextmanager
+def _stop_on_sigint():
+    """First Ctrl-C: finish the clip in hand, then stop (raised from the loop, where it cannot be lost
+    inside a destructor or a native callback). Second Ctrl-C: interrupt at once."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning("interrupted: stopping after the current clip (Ctrl-C again to stop now)")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run(args: argparse.Namespace) -> int:
     from emox_edge.output import Display, JsonlWriter, VideoSaver
-    from emox_edge.pipeline import Pipeline
 
     if args.max_clips is not None and args.max_clips < 1:
         raise ValueError(f"--max-clips must be >= 1, got {args.max_clips}")
@@ -115,26 +139,40 @@ def run(args: argparse.Namespace) -> int:
     writer = JsonlWriter(args.jsonl) if args.jsonl else None
     saver = VideoSaver(args.save) if args.save else None
     display = Display() if args.show else None
+    try:
+        with _stop_on_sigint() as stop:
+            return _loop(args, options, source, tasks, subtitle, writer, saver, display, stop)
+    finally:
+        for closer in (writer, saver, display):
+            if closer is not None:
+                closer.close()
+        if saver is not None and saver.frames:
+            log.info("annotated video written to %s", args.save)  # stdout holds only result lines
+
+
+def _loop(args, options, source, tasks, subtitle, writer, saver, display, stop) -> int:
+    from emox_edge.pipeline import Pipeline
+
     analyzer = None
     try:
         analyzer = open_analyzer(args, options)
         segmentation = _segmentation(args, analyzer)
         pairs = Pipeline.stream_clips(analyzer, source, tasks, history=args.history, segmentation=segmentation,
                                       max_clips=args.max_clips, source_options={"mic": args.mic}, subtitle=subtitle)
-        for clip, result in pairs:
-            print(result.line(), flush=True)
-            if writer is not None:
-                writer.write(result)
-            if saver is not None or display is not None:
-                if not _draw(clip, result, saver, display):
-                    break
+        with contextlib.closing(pairs):  # closes the source too
+            for clip, result in pairs:
+                print(result.line(), flush=True)
+                if writer is not None:
+                    writer.write(result)
+                if saver is not None or display is not None:
+                    if not _draw(clip, result, saver, display):
+                        break
+                if stop.is_set():
+                    raise KeyboardInterrupt
         return 0
     finally:
-        for closer in (writer, saver, display, analyzer):
-            if closer is not None:
-                closer.close()
-        if saver is not None and saver.frames:
-            print(f"annotated video: {args.save}", flush=True)
+        if analyzer is not None:
+            analyzer.close()
 
 
 def _segmentation(args: argparse.Namespace, analyzer):
