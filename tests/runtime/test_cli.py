@@ -54,11 +54,17 @@ def test_run_show_without_display_is_headless(tiny_bundle, media_dir):
 def test_run_without_a_source_falls_back_to_the_demo_clip(tiny_bundle, tmp_path):
     env = {**os.environ, "EMOX_EDGE_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-m", "emox_edge.cli.main", "run", "--bundle", str(tiny_bundle),
-                          "--max-clips", "1", "--task", "intent", *FAST], cwd=REPO, capture_output=True, text=True,
-                         env=env, timeout=300)
+                          "--max-clips", "1", "--task", "intent", *FAST], cwd=tmp_path, capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": str(REPO)}, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "camera 0 does not open: using the demo clip" in out.stderr
     assert out.stdout.startswith("   0.00-   4.00s intent=")
+    # the demo fallback leaves an annotated video in the working directory
+    import cv2
+
+    cap = cv2.VideoCapture(str(tmp_path / "emox-demo-annotated.mp4"))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) > 0
+    cap.release()
 
 
 def test_analyze_json(tiny_bundle, media_dir):
