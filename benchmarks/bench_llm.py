@@ -29,7 +29,6 @@ cores), so compare numbers only within one run. Measures, never asserts.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
