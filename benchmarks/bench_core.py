@@ -234,6 +234,7 @@ OVERHEAD_ROWS = (
     ("decode_ratio_core_vs_native_loop", "decode tok/s: LanguageCore / bare native loop"),
     ("python_overhead_fraction", "Python share of generate() time (outside llama.cpp calls)"),
     ("warm_prefill_ratio", "prefill, same clip 2nd task / cold prefill"),
+    ("grammar_cost_ratio", "decode ms per token with the 6-label grammar / without"),
 )
 
 
