@@ -20,6 +20,7 @@ import numpy as np
 
 from emox_edge.bundle.manifest import Bundle, BundleError
 from emox_edge.encoders import EncoderSuite, placeholder_embeddings
+from emox_edge.llm.segments import UntrustedText
 from emox_edge.media import Clip
 from emox_edge.options import PipelineOptions
 from emox_edge.preprocess import PreprocessConfig, preprocess_clip, sample_indices
@@ -135,8 +136,10 @@ class NanoEmoxPipeline:
         budget = min(int(self.book.prompt.get("prompt_budget_tokens", 800)), self.core.n_ctx - 16)
         history = list(history)
         while True:
-            question = self.book.question(request, subtitle=subtitle, history=history)
-            segments = self.book.segments(question, subtitle=subtitle, history=history, embeddings=embeddings)
+            user = UntrustedText(self.core.has_special)  # a subtitle must not inject <|im_end|>
+            said, turns = user(subtitle), [user(turn) for turn in history]
+            question = self.book.question(request, subtitle=said, history=turns)
+            segments = user.resolve(self.book.segments(question, subtitle=said, history=turns, embeddings=embeddings))
             size = sum(len(self.core.tokenize(s, special=False)) if isinstance(s, str) else s.shape[0] for s in segments)
             if size <= budget:
                 return question, segments

@@ -18,6 +18,7 @@ from emox_edge.devices import resolve_device
 from emox_edge.faces import FaceDetector, FaceDetectorOptions, FaceTracker
 from emox_edge.lite.expression import ExpressionModel
 from emox_edge.lite.injection import INJECTION_MODES, PromptBuilder
+from emox_edge.llm.segments import UntrustedText
 from emox_edge.lite.perception import Perception, fuse
 from emox_edge.lite.prosody import estimate_affect, prosody_features
 from emox_edge.lite.perception import DEFAULT_LABEL_SET, label_sets
@@ -228,7 +229,10 @@ class LitePipeline:
              repeat_penalty: float = FREE_TEXT_REPEAT_PENALTY):
         """Generate an answer. Small models loop under greedy decoding, so free text gets a repeat penalty."""
         core = self.core
-        segments = self._builder.segments(p, question, subtitle=clip.subtitle, history=history, assistant_prefix=prefix)
+        user = UntrustedText(core.has_special)  # a transcript must not inject <|im_end|>
+        segments = user.resolve(self._builder.segments(p, question, subtitle=user(clip.subtitle),
+                                                       history=[user(turn) for turn in history],
+                                                       assistant_prefix=prefix))
         return core.generate(segments, grammar=grammar, stop=stop,
                              **self._gen_kwargs(max_new_tokens, greedy=greedy, repeat_penalty=repeat_penalty))
 

@@ -12,14 +12,16 @@
 from emox_edge.llm.core import LanguageCore
 from emox_edge.llm.generation import STOP_REASONS, GenerationResult, Stream
 from emox_edge.llm.grammar import gbnf_literal, label_grammar
-from emox_edge.llm.segments import ACCEPTED_FORMS
+from emox_edge.llm.segments import ACCEPTED_FORMS, Literal, UntrustedText
 
 __all__ = [
     "ACCEPTED_FORMS",
     "GenerationResult",
     "LanguageCore",
+    "Literal",
     "STOP_REASONS",
     "Stream",
+    "UntrustedText",
     "gbnf_literal",
     "label_grammar",
 ]

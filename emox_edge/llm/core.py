@@ -26,7 +26,7 @@ from emox_edge.devices import physical_cores
 from emox_edge.llm import _native
 from emox_edge.llm.gguf_file import GGUFFile
 from emox_edge.llm.generation import GenerationResult, Stream, TextAssembler
-from emox_edge.llm.segments import Run, Segment, common_prefix, to_runs
+from emox_edge.llm.segments import Literal, Run, Segment, common_prefix, to_runs
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,10 @@ class LanguageCore:
             raise TypeError(f"text must be str; got {type(text).__name__}")
         return self._model.tokenize(text, special=special)
 
+    def has_special(self, text: str) -> bool:
+        """Whether ``text`` holds a special-token string (``<|im_end|>``) that a ``str`` segment would parse."""
+        return self.tokenize(text, special=True) != self.tokenize(text, special=False)
+
     def detokenize(self, ids: Sequence[int], *, special: bool = True) -> str:
         """Text of token ids (``special``: render control tokens such as ``<|im_end|>``)."""
         self._check_open()
@@ -243,7 +247,7 @@ class LanguageCore:
 
     # ----------------------------------------------------------------------------- prefill
     def _runs(self, segments: Segment | Sequence[Segment]) -> list[Run]:
-        return to_runs(segments, tokenize=lambda s: self._model.tokenize(s, special=True),
+        return to_runs(segments, tokenize=lambda s: self._model.tokenize(s, special=not isinstance(s, Literal)),
                        n_vocab=self.n_vocab, width=self.embedding_width)
 
     def _begin(self) -> None:

@@ -2,6 +2,7 @@
 
 A prompt is a sequence of segments, each one of
     ``str``                                  text, tokenized with special tokens parsed;
+    ``Literal`` (a ``str``)                  untrusted text: ``<|im_end|>`` in it stays plain text;
     ``list[int]`` / ``tuple`` / 1-D int array token ids;
     float32 ``np.ndarray`` of shape (n, width) embedding rows injected in place of tokens.
 A bare ``str`` or ``np.ndarray`` is accepted as a one-segment prompt. Positions run contiguously
@@ -11,6 +12,7 @@ row) so that consecutive prompts can share their common prefix in the KV cache.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
@@ -18,6 +20,60 @@ import numpy as np
 
 Segment = Union[str, Sequence[int], np.ndarray]
 ACCEPTED_FORMS = "str (text), list[int] (token ids) or float32 np.ndarray of shape (n, width) (embeddings)"
+
+
+class Literal(str):
+    """Text tokenized *without* parsing special tokens: a transcript or user message in a prompt.
+
+    A plain ``str`` segment turns ``<|im_end|>`` into the control token, so a subtitle could end
+    the user turn or start a fake assistant turn; a ``Literal`` keeps it as the characters it is.
+    """
+
+    __slots__ = ()
+
+
+class UntrustedText:
+    """Fills templates with user strings (subtitles, dialogue turns) safely.
+
+    Call it on each user string while filling a template: a string with no special-token text comes
+    back unchanged (the prompt tokenizes exactly as the model was trained on); one that would parse
+    as control tokens comes back as a marker, and ``resolve`` later cuts it out of the text segments
+    as a ``Literal``. Its first and last tokens may then differ from a joint tokenization.
+    """
+
+    _OPEN, _CLOSE = "\ue000", "\ue001"  # Unicode private use: removed from user strings
+
+    def __init__(self, has_special: Callable[[str], bool]) -> None:
+        self._has_special = has_special
+        self._texts: list[str] = []
+
+    def __call__(self, text: str) -> str:
+        if not text or not self._has_special(text):
+            return text
+        self._texts.append(text.replace(self._OPEN, "").replace(self._CLOSE, ""))
+        return f"{self._OPEN}{len(self._texts) - 1}{self._CLOSE}"
+
+    @property
+    def marked(self) -> int:
+        """How many user strings were cut out as ``Literal``."""
+        return len(self._texts)
+
+    def resolve(self, segments: Sequence[Segment]) -> list[Segment]:
+        """``segments`` with every marker replaced by its ``Literal`` segment."""
+        if not self._texts:
+            return list(segments)
+        pattern = re.compile(f"{self._OPEN}(\\d+){self._CLOSE}")
+        out: list[Segment] = []
+        for seg in segments:
+            if not isinstance(seg, str) or isinstance(seg, Literal):
+                out.append(seg)
+                continue
+            for i, piece in enumerate(pattern.split(seg)):
+                if i % 2:
+                    out.append(Literal(self._texts[int(piece)]))
+                elif piece:
+                    out.append(piece)
+        return out
 
 
 @dataclass(frozen=True)
