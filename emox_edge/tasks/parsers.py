@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 _IS_RE = re.compile(r"\b(?:is|are|was|:)\s+(.+)$", re.IGNORECASE | re.DOTALL)
 _FLOAT_RE = re.compile(r"[-+−]?\d+(?:\.\d+)?")
 _THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL | re.IGNORECASE)
+_TAG_RE = re.compile(r"</?think>", re.IGNORECASE)
 _SPLIT_RE = re.compile(r"\s*(?:,|;|/|\band\b|\bor\b|\n)\s*", re.IGNORECASE)
 _SPEAKER_EMOTION = r"the emotion of the speaker is\s+(\w+)"
 
@@ -132,16 +133,21 @@ class EmpathyAnswer:
 def parse_empathy(text: str, *, emotion_pattern: str = _SPEAKER_EMOTION) -> EmpathyAnswer:
     """Split "<think>chain</think> reply" and read the speaker's emotion from the chain.
 
-    Without ``<think>`` the whole text is the reply; an unclosed ``<think>`` leaves an empty reply.
+    Without any think tag the whole text is the reply; an unclosed ``<think>`` leaves an empty
+    reply; a ``</think>`` without its opening tag (the prompt opened it) closes the chain before it.
+    Stray tags never reach the reply.
     """
     match = _THINK_RE.search(text)
-    if not match:
-        emotion = re.search(emotion_pattern, text, re.IGNORECASE)
-        return EmpathyAnswer(None, text.strip(), emotion.group(1).lower() if emotion else None)
-    think = match.group(1).strip()
     closed = re.search(r"</think>", text, re.IGNORECASE)
-    reply = text[closed.end():].strip() if closed else ""
-    emotion = re.search(emotion_pattern, think, re.IGNORECASE)
+    if match:
+        think: str | None = match.group(1).strip()
+        reply = text[match.end():] if closed else ""
+    elif closed:
+        think, reply = text[:closed.start()].strip(), text[closed.end():]
+    else:
+        think, reply = None, text
+    reply = _TAG_RE.sub("", reply).strip()
+    emotion = re.search(emotion_pattern, think if think is not None else text, re.IGNORECASE)
     return EmpathyAnswer(think, reply, emotion.group(1).lower() if emotion else None)
 
 

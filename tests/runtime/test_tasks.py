@@ -143,6 +143,10 @@ def test_parse_empathy():
     assert answer.emotion == "sad" and answer.reply == "I'm sorry." and answer.think.startswith("Firstly")
     assert P.parse_empathy("Just a reply.") == P.EmpathyAnswer(None, "Just a reply.", None)
     assert P.parse_empathy("<think>unfinished chain").reply == ""
+    # the prompt opened <think>: a reply that only closes it, or leaves stray tags behind
+    answer = P.parse_empathy("the emotion of the speaker is Happy</think>\n Great news!</think>")
+    assert answer == P.EmpathyAnswer("the emotion of the speaker is Happy", "Great news!", "happy")
+    assert P.parse_empathy("<think>a</think> b <think></think>c").reply == "b c"
 
 
 def test_book_parse_makes_typed_results(book):
