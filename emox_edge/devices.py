@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import time
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -12,6 +13,7 @@ logger = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda", "metal")
 _ORT_PROVIDER = {"cuda": "CUDAExecutionProvider", "metal": "CoreMLExecutionProvider"}
 _warned: set[str] = set()
+_threads_cache: list = []  # [monotonic time, threads] of the last default_threads()
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,48 @@ def physical_cores() -> int:
     except OSError:
         pass
     return os.cpu_count() or 1
+
+
+def busy_cpus(window_s: float = 0.2) -> float | None:
+    """CPUs kept busy by *other* programs over the next ``window_s`` seconds (Linux; else None)."""
+    def sample() -> tuple[float, float]:
+        with open("/proc/stat", encoding="utf-8") as handle:
+            fields = [float(v) for v in handle.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+        own = os.times()
+        return sum(fields) - idle, (own.user + own.system) * os.sysconf("SC_CLK_TCK")
+
+    try:
+        start, (busy0, own0) = time.monotonic(), sample()
+        time.sleep(window_s)
+        busy1, own1 = sample()
+        ticks = (time.monotonic() - start) * os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return max(0.0, (busy1 - busy0 - (own1 - own0)) / ticks)
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp and ONNX Runtime when none are given.
+
+    Physical cores (hyper-threads share the units the matrix kernels saturate), no more than the
+    CPUs this process may run on, minus the cores other programs keep busy right now: llama.cpp's
+    workers spin-wait for each other, and one thread more than the free cores made decoding 3-15x
+    slower on a 2-core machine, while one thread fewer costs at most that thread's share.
+    """
+    now = time.monotonic()
+    if _threads_cache and now - _threads_cache[0] < 30.0:  # encoders and language core load together
+        return _threads_cache[1]
+    cores = physical_cores()
+    if hasattr(os, "sched_getaffinity"):
+        cores = min(cores, len(os.sched_getaffinity(0)))
+    busy = busy_cpus() if cores > 1 else None
+    threads = max(1, cores - int(round(busy))) if busy is not None else cores
+    if threads < cores:
+        _warn_once(f"other programs keep {busy:.1f} of {cores} cores busy: using {threads} thread(s) "
+                   f"instead of {cores} (set n_threads / --n-threads to override)")
+    _threads_cache[:] = [now, threads]
+    return threads
 
 
 def ort_available_providers() -> list[str]:

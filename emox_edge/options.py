@@ -15,7 +15,8 @@ class PipelineOptions:
 
     Attributes:
         device: "auto" | "cpu" | "cuda" | "metal" (see ``emox_edge.devices.resolve_device``).
-        n_threads: CPU threads for llama.cpp and ONNX Runtime (None: physical cores).
+        n_threads: CPU threads for llama.cpp and ONNX Runtime (None: the physical cores not kept busy by
+            other programs, see ``emox_edge.devices.default_threads``).
         quant: which GGUF of the bundle to load (e.g. "q4_k_m"); None: the bundle's default.
         precision: "int8" or "fp32" ONNX graphs, when the bundle has both.
         deterministic: greedy decoding with a fixed seed (tests, evaluation).

@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict, dataclass
 
 from emox_edge._version import __version__
-from emox_edge.devices import physical_cores
+from emox_edge.devices import default_threads, physical_cores
 
 # (import name, distribution, required by `emox-edge run`)
 _PACKAGES = (
@@ -115,7 +115,7 @@ def run_checks() -> list[Check]:
         "system",
         True,
         f"emox-edge {__version__}, Python {platform.python_version()}, {platform.system()} {platform.machine()}, "
-        f"{physical_cores()} physical cores",
+        f"{physical_cores()} physical cores, {default_threads()} thread(s) by default now",
     )
     return [system, *check_packages(), *check_backends(), *check_cameras(), *check_audio()]
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from emox_edge.bundle.manifest import Bundle, BundleError
-from emox_edge.devices import ResolvedDevice, physical_cores, resolve_device
+from emox_edge.devices import ResolvedDevice, default_threads, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class EncoderSuite:
         self.device: ResolvedDevice = resolve_device(device)
         graphs = bundle.section("graphs")
         order = list(bundle.manifest.get("encoders", {}).get("order") or graphs)
-        threads = n_threads or physical_cores()
+        threads = n_threads or default_threads()
         self.graphs: list[_Graph] = []
         for name in order:
             if name not in graphs:

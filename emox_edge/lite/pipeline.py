@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from emox_edge.bundle import Bundle, BundleError
-from emox_edge.devices import resolve_device
+from emox_edge.devices import default_threads, resolve_device
 from emox_edge.faces import FaceDetector, FaceDetectorOptions, FaceTracker
 from emox_edge.lite.expression import ExpressionModel
 from emox_edge.lite.injection import INJECTION_MODES, PromptBuilder
@@ -57,7 +57,7 @@ class LitePipeline:
         graphs = bundle.section("graphs")
         self._device = resolve_device(options.device)
         providers = self._device.ort_providers
-        threads = options.n_threads
+        threads = options.n_threads or default_threads()
         self.injection = str(options.extra.get("injection", lite.get("injection", "text")))
         if self.injection not in INJECTION_MODES:
             raise ValueError(f"injection must be one of {INJECTION_MODES}, got {self.injection!r}")

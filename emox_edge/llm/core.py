@@ -22,7 +22,7 @@ from typing import Generator, Mapping, Sequence
 
 import numpy as np
 
-from emox_edge.devices import physical_cores
+from emox_edge.devices import default_threads
 from emox_edge.llm import _native
 from emox_edge.llm.gguf_file import GGUFFile
 from emox_edge.llm.generation import GenerationResult, Stream, TextAssembler
@@ -86,7 +86,7 @@ class LanguageCore:
         Args:
             path: the GGUF file.
             n_ctx: context length (prompt + generated positions).
-            n_threads: CPU threads (None: ``emox_edge.devices.physical_cores()``).
+            n_threads: CPU threads (None: ``emox_edge.devices.default_threads()``: free physical cores).
             n_batch: most rows decoded in one llama.cpp call; longer prompts are chunked.
             n_gpu_layers: layers offloaded to a GPU when llama.cpp was built with one (-1: all).
             flash_attn: "auto" (llama.cpp decides), "on" or "off". On CPU, flash attention rounds
@@ -101,7 +101,7 @@ class LanguageCore:
         """
         n_ctx = _positive_int("n_ctx", n_ctx)
         n_batch = _positive_int("n_batch", n_batch)
-        n_threads = _positive_int("n_threads", n_threads, allow_none=True) or physical_cores()
+        n_threads = _positive_int("n_threads", n_threads, allow_none=True) or default_threads()
         if not isinstance(n_gpu_layers, int):
             raise ValueError(f"n_gpu_layers must be an integer; got {n_gpu_layers!r}")
         if flash_attn not in _native.FLASH_ATTN:

@@ -1,3 +1,9 @@
+import os
+import subprocess
+import sys
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -57,3 +63,45 @@ def test_unavailable_device_falls_back_with_log(caplog):
         resolved = resolve_device("cuda")
     assert resolved.name == "cpu"
     assert "falling back to CPU" in caplog.text
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="busy_cpus reads Linux's /proc/stat")
+def test_busy_cpus_sees_another_program_but_not_this_one():
+    from emox_edge.devices import busy_cpus
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cpus(0.5) >= 0.6  # one core spinning in another process
+    finally:
+        spinner.kill()
+        spinner.wait()
+    baseline = busy_cpus(0.3)
+    stop = threading.Event()
+    spin = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)], daemon=True)
+    spin.start()  # this process spinning is not "other programs"
+    try:
+        assert busy_cpus(0.3) < baseline + 0.5
+    finally:
+        stop.set()
+        spin.join()
+
+
+def test_default_threads_leaves_busy_cores_alone(monkeypatch, caplog):
+    from emox_edge import devices
+
+    monkeypatch.setattr(devices, "_threads_cache", [])
+    monkeypatch.setattr(devices, "physical_cores", lambda: 4)
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7}, raising=False)
+    monkeypatch.setattr(devices, "busy_cpus", lambda window_s=0.2: 1.6)
+    with caplog.at_level("WARNING", logger="emox_edge.devices"):
+        assert devices.default_threads() == 2
+    assert "keep 1.6 of 4 cores busy" in caplog.text
+    monkeypatch.setattr(devices, "busy_cpus", lambda window_s=0.2: 9.0)
+    assert devices.default_threads() == 2  # cached for the encoders and the core loaded together
+    monkeypatch.setattr(devices, "_threads_cache", [])
+    assert devices.default_threads() == 1  # never below one
+    monkeypatch.setattr(devices, "_threads_cache", [])
+    monkeypatch.setattr(devices, "busy_cpus", lambda window_s=0.2: 0.2)
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert devices.default_threads() == 2  # a cpuset of two CPUs caps four cores
