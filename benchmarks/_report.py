@@ -27,6 +27,7 @@ def header(report: Mapping[str, Any]) -> str:
         + (f", 1-min load during the run max {load['during']['max']:.1f} mean {load['during']['mean']:.1f}"
            if load.get("during") else "") + ": "
         + (report.get("contention_note") or "the machine was otherwise idle."),
+        *[f"- Note: {note}" for note in report.get("notes", [])],
         "",
         "Absolute times are indicative only (a shared machine moves 10-20 % run to run); compare ratios.",
     ]
@@ -118,10 +119,11 @@ def summary(report: Mapping[str, Any]) -> str:
         lines.append(f"- LanguageCore vs plain llama-cpp-python: decode {dec:.3f}×, prefill "
                      f"{get('llm.overhead_q4_k_m.prefill_ratio_core_tok_vs_plain') or 0:.3f}× (same token prompt); "
                      f"Python share of generate() {pct(get('llm.overhead_q4_k_m.python_overhead_fraction'))} (target ≤ 5 %).")
-    agree = get("fidelity.agreement.q4_k_m-int8.all")
-    if agree is not None:
-        lines.append(f"- Labels equal to the PyTorch reference's (greedy, all label tasks): Q4_K_M + int8 {pct(agree)}, "
-                     f"Q8_0 + fp32 {pct(get('fidelity.agreement.q8_0-fp32.all'))}.")
+    agreed = [f"{label} {pct(get(f'fidelity.agreement.{key}.all'))}" for key, label in (
+        ("q4_k_m-int8", "Q4_K_M + int8"), ("q8_0-int8", "Q8_0 + int8"), ("q8_0-fp32", "Q8_0 + fp32"),
+        ("q4_k_m-int8 constrained", "Q4_K_M + int8 with label grammar")) if get(f"fidelity.agreement.{key}.all") is not None]
+    if agreed:
+        lines.append(f"- Labels equal to the PyTorch reference's (greedy, all label tasks): {', '.join(agreed)}.")
     fps = get("live.1_face.capture_fps")
     if fps is not None:
         slope = get("live.1_face.rss_slope_mib_per_1000_frames")

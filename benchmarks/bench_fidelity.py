@@ -202,6 +202,13 @@ def render(section: dict[str, Any]) -> str:
         parts.append(f"Label agreement with the PyTorch reference on {section.get('clips')} generated clips "
                      f"(greedy, up to {MAX_NEW} tokens; `edge parsed/reference parsed` of n in brackets):\n\n"
                      + _report.table(["emox-edge", *TASKS, "all"], rows))
+        if any(name.endswith("constrained") for name in tables):
+            parts.append("The *constrained* row forces the trained answer format (\"The character's sentiment state "
+                         "is {label}.\") with a label grammar, as `emox-edge run` does by default; the reference runs "
+                         "free. The stand-in language core was never trained on Nano-EmoX's formats (it answers "
+                         "\"1. **Complain**: ...\"), so forcing the format changes which label it continues with: "
+                         "that row measures the format mismatch of an untrained model, not conversion error "
+                         "(to re-measure once a Nano-EmoX checkpoint, trained on these formats, is published).")
     parity = section.get("parity") or []
     if parity:
         rows = [[p["type"], _report.pct(p.get("top1")), f"{p['mean_kl']:.2e}" if p.get("mean_kl") is not None else None,

@@ -230,3 +230,28 @@ def test_random_adapters_scaled_to_the_token_embedding_rms():
     assert min(before.values()) > 0.1  # the synthetic weights give O(1) rows
     after = match_output_rms(state, 0.02)  # measured again on the rescaled state
     assert after == pytest.approx({name: 0.02 for name in after}, rel=1e-3)
+
+
+def test_splice_replaces_a_section_and_records_why(quick_report, tmp_path):
+    import copy
+
+    from benchmarks import splice
+
+    published, partial = tmp_path / "latest.json", tmp_path / "partial.json"
+    published.write_text(json.dumps(quick_report, default=str), encoding="utf-8")
+    later = copy.deepcopy(json.loads(published.read_text(encoding="utf-8")))
+    later["command"] = "python -m benchmarks --quick --only stages"
+    later["sections"]["stages"]["metrics"]["int8_speedup"]["visual"] = 7.5
+    partial.write_text(json.dumps(later), encoding="utf-8")
+    splice.main([str(partial), "--sections", "stages", "--note", "the first run overlapped a test run",
+                 "--report", str(published), "--markdown", str(tmp_path / "bench.md")])
+    out = json.loads(published.read_text(encoding="utf-8"))
+    assert out["metrics"]["stages.int8_speedup.visual"] == 7.5
+    assert out["sections"]["e2e"] == json.loads(json.dumps(quick_report["sections"]["e2e"], default=str))
+    assert "overlapped a test run" in out["notes"][0] and "--only stages" in out["notes"][0]
+    assert "- Note: stages re-measured" in (tmp_path / "bench.md").read_text(encoding="utf-8")
+    later["settings"]["threads"] = 99
+    with pytest.raises(ValueError, match="thread counts"):
+        splice.splice(out, later, ["stages"], "x")
+    with pytest.raises(ValueError, match="no section live2"):
+        splice.splice(out, {**out, "sections": {}}, ["live2"], "x")
