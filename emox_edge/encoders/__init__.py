@@ -6,8 +6,9 @@ Every graph takes its inputs by name from the tensors computed so far: the prepr
 ``pixel_values`` / ``frames`` / ``waveforms`` first, then earlier graphs' outputs. The placeholder
 embeddings (``frame_embeds``, ``audio_embeds``, ``face_embeds``, ``fusion_embeds``) come out at the end.
 
-Threads are set deliberately: ``intra_op`` = physical cores (or ``n_threads``), ``inter_op`` = 1,
-sequential execution; the device comes from ``emox_edge.devices.resolve_device`` (logged fallback).
+Threads are set deliberately: ``intra_op`` = ``n_threads`` or ``default_threads()``, ``inter_op`` = 1,
+sequential execution, no spin-waiting and one shared CPU arena (``emox_edge.ort_options``); the
+device comes from ``emox_edge.devices.resolve_device`` (logged fallback).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from emox_edge.bundle.manifest import Bundle, BundleError
 from emox_edge.devices import ResolvedDevice, default_threads, resolve_device
+from emox_edge.ort_options import session_options
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +74,7 @@ class EncoderSuite:
             if rel is None:
                 raise BundleError(f"{bundle.root}: graph {name!r} names no file")
             path = bundle.path(rel)
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = threads
-            so.inter_op_num_threads = 1
-            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            so.log_severity_level = 3
-            session = ort.InferenceSession(str(path), so, providers=list(self.device.ort_providers))
+            session = ort.InferenceSession(str(path), session_options(threads), providers=list(self.device.ort_providers))
             inputs = entry.get("inputs") or [{"name": i.name, "shape": i.shape, "dtype": "float32"} for i in session.get_inputs()]
             outputs = [o["name"] for o in entry.get("outputs", [])] or [o.name for o in session.get_outputs()]
             self.graphs.append(_Graph(name, session, list(inputs), outputs, rel))

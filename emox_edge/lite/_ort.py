@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from emox_edge.ort_options import session_options
+
 log = logging.getLogger(__name__)
 
 
@@ -32,9 +34,4 @@ def make_session(path: str | os.PathLike, *, providers: Sequence[str] | None = N
     chosen = [p for p in wanted if p in available] or ["CPUExecutionProvider"]
     if len(chosen) != len(wanted):
         log.info("%s: providers %s not available, using %s", path.name, sorted(set(wanted) - available), chosen)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if n_threads:
-        opts.intra_op_num_threads = int(n_threads)
-        opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+    return ort.InferenceSession(str(path), sess_options=session_options(n_threads), providers=chosen)
