@@ -33,6 +33,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_FLAGS = ("avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16",
+              "asimd", "asimddp", "i8mm", "bf16")  # x86 and aarch64 names in /proc/cpuinfo
+
+
+def cpu_simd() -> list[str] | None:
+    """The SIMD extensions int8/bf16 kernels depend on, as the kernel reports them (Linux; else None).
+
+    A VM may hide some of its host's (same CPU model, no AVX-512): int8 GEMMs then run at half speed
+    and bf16 is emulated, so a report must say which ones the run had.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return [f for f in SIMD_FLAGS if f in have]
+    except OSError:
+        pass
+    return None
+
+
 def machine_info() -> dict[str, Any]:
     from emox_edge.devices import physical_cores
 
@@ -50,6 +71,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu_model(),
+        "cpu_simd": cpu_simd(),
         "physical_cores": physical_cores(),
         "logical_cpus": os.cpu_count(),
         "memory_gib": round(total_mem / 2**30, 1) if total_mem else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from benchmarks._common import markdown_table
+from benchmarks._common import SIMD_FLAGS, markdown_table
 
 STATUS_OK = "ok"
 
@@ -18,7 +18,8 @@ def header(report: Mapping[str, Any]) -> str:
         "",
         f"- Date: {machine['date']}",
         f"- Machine: {machine['cpu']}, {machine['physical_cores']} physical cores / {machine['logical_cpus']} "
-        f"logical, {machine['memory_gib']} GiB RAM, {machine['system']}, Python {machine['python']}",
+        f"logical, {machine['memory_gib']} GiB RAM, {machine['system']}, Python {machine['python']}"
+        + (f"; SIMD: {', '.join(machine['cpu_simd']) or 'none of ' + ', '.join(SIMD_FLAGS)}" if machine.get("cpu_simd") is not None else ""),
         f"- Versions: {versions}",
         f"- Command: `{report['command']}`",
         f"- Threads: {report['settings'].get('threads')} for llama.cpp and ONNX Runtime; medians of "

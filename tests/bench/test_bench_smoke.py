@@ -38,6 +38,11 @@ def test_json_report_on_disk_matches(quick_report):
     machine = saved["machine"]
     assert machine["cpu"] and machine["physical_cores"] >= 1
     assert machine["versions"]["llama-cpp-python"] and machine["versions"]["onnxruntime"]
+    if Path("/proc/cpuinfo").is_file():  # the SIMD int8/bf16 speed depends on, named in the markdown
+        from benchmarks._common import SIMD_FLAGS
+
+        assert set(machine["cpu_simd"]) <= set(SIMD_FLAGS)
+        assert "; SIMD: " in Path(quick_report["paths"]["markdown"]).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("metric", [
