@@ -25,7 +25,6 @@ import argparse
 import importlib
 import json
 import logging
-import os
 import shlex
 import sys
 import time
@@ -222,8 +221,6 @@ def measure(report: dict[str, Any], ctx: Context, sections: Sequence[str], *, fo
 def finish_report(report: dict[str, Any], *, latest: Path, baseline: Path | None, markdown: Path,
                   threshold: float) -> dict[str, Any]:
     """Collect the metrics, compare with ``baseline`` (same mode only), write ``latest`` and ``markdown``."""
-    from emox_edge._io import write_text_atomic
-
     report["metrics"], report["higher_is_better"] = collect_metrics(report["sections"])
     report.pop("baseline", None)
     base_info = baseline_info(baseline, report["mode"], report["settings"].get("threads")) if baseline else None
@@ -232,10 +229,17 @@ def finish_report(report: dict[str, Any], *, latest: Path, baseline: Path | None
     report["regressions"] = write_report(latest, {k: v for k, v in report.items() if k != "paths"},
                                          previous=baseline if base_info else None, threshold=threshold,
                                          higher_is_better=report["higher_is_better"])
-    renderers = {name: importlib.import_module(MODULES[name]).render for name in report["sections"]}
-    write_text_atomic(markdown, _report.render(report, renderers))
+    write_markdown(report, markdown)
     report["paths"] = {"json": str(latest), "markdown": str(markdown)}
     return report
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    """Render ``report`` with each section's own renderer into ``path`` (atomically)."""
+    from emox_edge._io import write_text_atomic
+
+    renderers = {name: importlib.import_module(MODULES[name]).render for name in report["sections"]}
+    write_text_atomic(path, _report.render(report, renderers))
 
 
 def run_section(name: str, ctx: Context) -> dict[str, Any]:
@@ -305,11 +309,7 @@ def reproduce_lines(mode: str, sections: Sequence[str]) -> str:
 
 def render_only(report_path: Path, markdown: Path) -> Path:
     """Write ``markdown`` from an existing JSON report (no measurement, no comparison)."""
-    from emox_edge._io import write_text_atomic
-
-    report = json.loads(Path(report_path).read_text(encoding="utf-8"))
-    renderers = {name: importlib.import_module(MODULES[name]).render for name in report["sections"]}
-    write_text_atomic(markdown, _report.render(report, renderers))
+    write_markdown(json.loads(Path(report_path).read_text(encoding="utf-8")), markdown)
     return markdown
 
 

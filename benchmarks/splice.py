@@ -10,13 +10,11 @@ date are recorded in the report, and ``docs/benchmarks.md`` is rendered again.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 
-from benchmarks import _report
 from benchmarks._artifacts import REPO
-from benchmarks.run import MODULES, collect_metrics
+from benchmarks.run import collect_metrics, write_markdown
 
 
 def splice(report: dict, partial: dict, sections: list[str], note: str) -> dict:
@@ -25,9 +23,8 @@ def splice(report: dict, partial: dict, sections: list[str], note: str) -> dict:
     Raises:
         ValueError: the runs differ in mode or threads, or ``partial`` lacks a section.
     """
-    for key in ("mode",):
-        if report.get(key) != partial.get(key):
-            raise ValueError(f"cannot splice a {partial.get(key)} run into a {report.get(key)} report")
+    if report.get("mode") != partial.get("mode"):
+        raise ValueError(f"cannot splice a {partial.get('mode')} run into a {report.get('mode')} report")
     if report["settings"].get("threads") != partial["settings"].get("threads"):
         raise ValueError("cannot splice runs made with different thread counts")
     missing = [s for s in sections if s not in partial.get("sections", {})]
@@ -43,7 +40,7 @@ def splice(report: dict, partial: dict, sections: list[str], note: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from emox_edge._io import write_json_atomic, write_text_atomic
+    from emox_edge._io import write_json_atomic
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.splice", description=__doc__.split("\n\n")[0])
     parser.add_argument("partial", type=Path, help="latest.json of the partial run")
@@ -56,8 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     partial = json.loads(ns.partial.read_text(encoding="utf-8"))
     out = splice(report, partial, ns.sections, ns.note)
     write_json_atomic(ns.report, out)
-    renderers = {name: importlib.import_module(MODULES[name]).render for name in out["sections"]}
-    write_text_atomic(ns.markdown, _report.render(out, renderers))
+    write_markdown(out, ns.markdown)
     print(f"wrote {ns.report} and {ns.markdown}")
 
 
