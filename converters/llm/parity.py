@@ -140,6 +140,12 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
+def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
+    """KL(softmax(p) || softmax(q)) over the last axis: one value per row (a scalar array for 1-D)."""
+    lp, lq = log_softmax(p_logits), log_softmax(q_logits)
+    return (np.exp(lp) * (lp - lq)).sum(axis=-1)
+
+
 def perplexity(logits: np.ndarray, ids: Sequence[int], *, skip: int = 1) -> float:
     """exp(mean NLL) of ``ids[t+1]`` given positions ``t >= skip``."""
     lp = log_softmax(logits[skip:-1])
@@ -161,8 +167,7 @@ def compare(ref: Reference, test_prompts: list[np.ndarray], test_text: np.ndarra
         r, t = r[skip:], t[skip:]
         max_abs = max(max_abs, float(np.abs(r.astype(np.float64) - t).max()))
         agree += int((r.argmax(-1) == t.argmax(-1)).sum())
-        lr, lt = log_softmax(r), log_softmax(t)
-        kl_sum += float((np.exp(lr) * (lr - lt)).sum())
+        kl_sum += float(kl_divergence(r, t).sum())
         count += len(r)
     ppl_ref = perplexity(ref.text_logits, ref.text, skip=skip)
     ppl = perplexity(test_text, ref.text, skip=skip)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from converters.llm.parity import kl_divergence
 from emox_edge.llm import LanguageCore, label_grammar
 
 pytestmark = pytest.mark.slow
@@ -56,14 +57,6 @@ def test_injected_own_rows_equal_token_ids(qwen):
     assert greedy_rows.token_ids == greedy_ids.token_ids
 
 
-def _kl(p_logits, q_logits) -> float:
-    p = np.exp(p_logits - p_logits.max())
-    p /= p.sum()
-    q = np.exp(q_logits - q_logits.max())
-    q /= q.sum()
-    return float(np.sum(p * (np.log(p + 1e-30) - np.log(q + 1e-30))))
-
-
 def test_prefix_reuse_rounding(qwen, qwen_gguf):
     """On repacked K-quants llama.cpp rounds differently for rows in 4-row tiles and single rows,
     so a warm call (prefix reused, suffix decoded apart) is close to, not equal to, a cold one.
@@ -79,7 +72,7 @@ def test_prefix_reuse_rounding(qwen, qwen_gguf):
             warm.reset()
             warm.next_token_logits([ids[:k]])
             got = warm.next_token_logits([ids])  # positions k.. decoded apart from 0..k-1
-            assert _kl(reference, got) < 0.05 and int(np.argmax(got)) == int(np.argmax(reference))
+            assert float(kl_divergence(reference, got)) < 0.05 and int(np.argmax(got)) == int(np.argmax(reference))
             cold.next_token_logits([ids[:k]])
             np.testing.assert_array_equal(cold.next_token_logits([ids]), reference)
 

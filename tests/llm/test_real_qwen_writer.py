@@ -12,20 +12,13 @@ import json
 import numpy as np
 import pytest
 
+from converters.llm.parity import kl_divergence
 from emox_edge.llm import LanguageCore
 
 pytestmark = pytest.mark.slow
 
 TEXTS = ["###Human: How does the character feel? ###Assistant: ", "def fibonacci(n):\n    "]
 TOKEN_TEXTS = TEXTS + ["café 你好 <|im_start|>user\n", "   spaces\n\n\ttabs 12345"]
-
-
-def _kl(p_logits, q_logits) -> float:
-    p = np.exp(p_logits - p_logits.max())
-    p /= p.sum()
-    q = np.exp(q_logits - q_logits.max())
-    q /= q.sum()
-    return float(np.sum(p * (np.log(p + 1e-30) - np.log(q + 1e-30))))
 
 
 def test_gguf_writer_round_trip_of_the_1_5b_model(tmp_path):
@@ -53,4 +46,4 @@ def test_gguf_writer_round_trip_of_the_1_5b_model(tmp_path):
         for text, want in zip(TEXTS, want_logits):
             got = mine.next_token_logits(text)
             assert int(np.argmax(got)) == int(np.argmax(want))
-            assert _kl(want, got) < 0.05
+            assert float(kl_divergence(want, got)) < 0.05
