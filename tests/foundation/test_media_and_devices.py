@@ -78,7 +78,12 @@ def test_busy_cpus_sees_another_program_but_not_this_one():
         spinner.wait()
     baseline = busy_cpus(0.3)
     stop = threading.Event()
-    spin = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)], daemon=True)
+
+    def spin_here() -> None:
+        while not stop.is_set():
+            pass
+
+    spin = threading.Thread(target=spin_here, daemon=True)
     spin.start()  # this process spinning is not "other programs"
     try:
         assert busy_cpus(0.3) < baseline + 0.5
