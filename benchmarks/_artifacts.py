@@ -6,7 +6,7 @@ Two sizes, built by the same code through the project's own converters (``emox-e
 - ``quick``: tiny random models (``converters/testing``): seconds, for the smoke test.
 - ``full``: true Nano-EmoX sizes. Encoders (CLIP ViT-L/14 vision tower, HuBERT-Large, FaceXFormer
   Swin-B, adapters) have random weights; the language core has REAL weights: the pinned
-  Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (``emox_edge.lite.sources``), read back into a float32
+  Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (``converters.lite.sources``), read back into a float32
   Hugging Face model by transformers (the fp32 reference; its weights are the dequantized Q4_K_M
   values) which ``convert llm`` turns into F16 / Q8_0 / Q4_K_M GGUFs.
 
@@ -97,7 +97,7 @@ class Artifacts:
 
 
 def default_root(size: str) -> Path:
-    from emox_edge.lite.sources import home
+    from converters.lite.sources import home
 
     return home() / "bench" / size
 

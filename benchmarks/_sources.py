@@ -192,6 +192,6 @@ def qwen_from_gguf(gguf_path: Path, out: Path) -> Path:
 
 
 def real_qwen_gguf() -> Path:
-    from emox_edge.lite.sources import fetch_qwen25_coder_gguf
+    from converters.lite.sources import fetch_qwen25_coder_gguf
 
     return fetch_qwen25_coder_gguf()

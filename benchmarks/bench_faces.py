@@ -33,11 +33,11 @@ def _blazeface(tflite: Path, threads: int):
     import tflite2onnx
 
     from emox_edge.faces._boxes import nms
-    from emox_edge.lite._ort import make_session
+    from emox_edge.onnx_session import create_session
 
     onnx_path = Path(tempfile.mkdtemp()) / "blazeface_short.onnx"
     tflite2onnx.convert(str(tflite), str(onnx_path))
-    session = make_session(onnx_path, n_threads=threads)
+    session = create_session(onnx_path, n_threads=threads)
     anchors = []
     for grid, per_cell in ((16, 2), (8, 6)):
         for y in range(grid):
@@ -67,8 +67,8 @@ def _blazeface(tflite: Path, threads: int):
 
 def candidates(threads: int) -> dict:
     from emox_edge.faces import FaceDetector, FaceDetectorOptions
-    from emox_edge.faces.centerface import prepare_centerface
-    from emox_edge.lite import sources
+    from converters.lite.centerface import prepare_centerface
+    from converters.lite import sources
 
     out = {}
     haar = FaceDetector()

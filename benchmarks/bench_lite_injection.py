@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from emox_edge.lite.fer_onnx import FER_CLASSES
+from converters.lite.fer_onnx import FER_CLASSES
 from emox_edge.lite.injection import INJECTION_MODES, PromptBuilder
 from emox_edge.lite.perception import fuse
 from emox_edge.lite.prosody import VoiceAffect
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     from emox_edge.bundle import Bundle
-    from emox_edge.lite.build import build_lite_bundle
+    from converters.lite.build import build_lite_bundle
     from emox_edge.llm import LanguageCore
 
     bundle = Bundle.open(build_lite_bundle(lm=args.lm))

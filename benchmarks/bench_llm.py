@@ -2,7 +2,7 @@
 
     python benchmarks/bench_llm.py                      # the tiny random Qwen2 (built in seconds)
     python benchmarks/bench_llm.py --gguf model.gguf    # e.g. Qwen2.5-1.5B Q4_K_M
-    python benchmarks/bench_llm.py --real-qwen          # the Qwen2.5-Coder-1.5B Q4_K_M from emox_edge.lite.sources
+    python benchmarks/bench_llm.py --real-qwen          # the Qwen2.5-Coder-1.5B Q4_K_M from converters.lite.sources
 
 Prompt: the Nano-EmoX shape (spec §7.5): five text spans around 1 + 32 + 4 + 32 = 69 injected rows
 (random rows scaled to the RMS of the model's own token embeddings), about 185 positions with the
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.real_qwen:
-        from emox_edge.lite.sources import fetch_qwen25_coder_gguf
+        from converters.lite.sources import fetch_qwen25_coder_gguf
 
         gguf = fetch_qwen25_coder_gguf()
     elif args.gguf:

@@ -43,7 +43,7 @@ from benchmarks._common import (
     run_child,
     write_report,
 )
-from emox_edge.cli.bench import SECTIONS, add_arguments
+from benchmarks.flags import SECTIONS, add_arguments
 
 log = logging.getLogger("benchmarks")
 
@@ -132,8 +132,8 @@ class Context:
         return {**result, "unit": unit, "child": info}
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+def parse_args(argv: Sequence[str] | None, *, prog: str = "python -m benchmarks") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return parser.parse_args(argv)
 

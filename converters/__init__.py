@@ -1,4 +1,5 @@
 """Converters: Nano-EmoX checkpoints -> GGUF (language core) and ONNX (encoders), plus bundles.
 
-Needs the ``[convert]`` extra (torch, transformers, ...). Nothing here is imported by the runtime.
+Nano-EmoX conversion needs the ``[convert]`` extra (torch, transformers, ...); ``converters.lite`` (the default
+bundle's builder) needs no torch and is the only part the runtime calls, to build that bundle on first use.
 """

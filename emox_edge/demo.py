@@ -80,7 +80,7 @@ def ensure_demo_clip(path: str | os.PathLike | None = None, *, force: bool = Fal
     Raises:
         ImportError: PyAV (``av``) is missing.
     """
-    from emox_edge.lite.sources import home
+    from emox_edge.home import home
 
     target = Path(path).expanduser() if path is not None else home() / "demo" / DEMO_NAME
     if target.is_file() and target.stat().st_size > 0 and not force:

@@ -85,7 +85,7 @@ def default_threads() -> int:
     busy = busy_cpus() if cores > 1 else None
     threads = max(1, cores - int(round(busy))) if busy is not None else cores
     if threads < cores:
-        _warn_once(f"other programs keep {busy:.1f} of {cores} cores busy: using {threads} thread(s) "
+        warn_once(f"other programs keep {busy:.1f} of {cores} cores busy: using {threads} thread(s) "
                    f"instead of {cores} (set n_threads / --n-threads to override)")
     _threads_cache[:] = [now, threads]
     return threads
@@ -103,35 +103,44 @@ def llama_supports_gpu_offload() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
-def _warn_once(message: str) -> None:
+def warn_once(message: str) -> None:
+    """Log ``message`` at WARNING the first time it is seen in this process."""
     if message not in _warned:
         _warned.add(message)
         logger.warning(message)
 
 
 def resolve_device(device: str = "auto") -> ResolvedDevice:
-    """Resolve a device request; every fallback to CPU is logged once.
+    """Resolve a device request against what ONNX Runtime and llama.cpp offer.
+
+    One rule for every bundle kind: ONNX Runtime gets the GPU provider when it has it; llama.cpp
+    offloads all its layers whenever its build has a GPU backend, unless "cpu" was asked for. Every
+    fallback ("auto" included) is logged once at WARNING with what was asked and what is used.
 
     Raises:
-        ValueError: ``device`` is not one of ``DEVICES``.
+        BadInputError (a ValueError): ``device`` is not one of ``DEVICES``.
     """
     if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
+        from emox_edge.errors import BadInputError
+
+        raise BadInputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
     if device == "cpu":
         return ResolvedDevice(device, "cpu", ("CPUExecutionProvider",), False)
     providers = ort_available_providers()
     offload = llama_supports_gpu_offload()
-    wanted = [device] if device != "auto" else (["metal"] if platform.system() == "Darwin" else ["cuda"])
-    for name in wanted:
-        provider = _ORT_PROVIDER[name]
-        if provider in providers:
-            return ResolvedDevice(device, name, (provider, "CPUExecutionProvider"), offload)
-        if device != "auto":
-            _warn_once(
-                f"device {name!r} requested but ONNX Runtime offers only {providers}; falling back to CPU"
-                + (" (install onnxruntime-gpu for CUDA)" if name == "cuda" else "")
-            )
-    if device == "auto" and offload:
-        # llama.cpp was built with a GPU backend even though ONNX Runtime has no GPU provider.
-        return ResolvedDevice(device, "cpu", ("CPUExecutionProvider",), True)
-    return ResolvedDevice(device, "cpu", ("CPUExecutionProvider",), False)
+    name = device if device != "auto" else ("metal" if platform.system() == "Darwin" else "cuda")
+    provider = _ORT_PROVIDER[name]
+    if provider in providers:
+        if not offload:
+            warn_once(f"device {device!r}: ONNX Runtime runs on {name}, but this llama.cpp build has no GPU "
+                      f"backend: the language core runs on the CPU"
+                      + (' (reinstall llama-cpp-python with CMAKE_ARGS="-DGGML_CUDA=on")' if name == "cuda" else ""))
+        return ResolvedDevice(device, name, (provider, "CPUExecutionProvider"), offload)
+    hint = " (install onnxruntime-gpu for CUDA)" if name == "cuda" else ""
+    if offload:
+        warn_once(f"device {device!r}: ONNX Runtime offers no {name} provider ({', '.join(providers)}): encoders run "
+                  f"on the CPU{hint}; the language core is offloaded to llama.cpp's GPU backend")
+    else:
+        warn_once(f"device {device!r}: no {name} in ONNX Runtime ({', '.join(providers)}) nor in llama.cpp: "
+                  f"using the CPU{hint}")
+    return ResolvedDevice(device, "cpu", ("CPUExecutionProvider",), offload)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emox_edge.errors import InputTypeError
+
 SAMPLE_RATE = 16000
 
 
@@ -26,6 +28,9 @@ class Clip:
             model's square input size by the video decoder (resizing in the decoder's YUV domain is
             what Nano-EmoX's training decoder did; see docs/runtime.md). None: preprocessing
             resizes ``frames`` itself.
+        error: set on a placeholder clip that stands for a unit of the source that could not be read
+            (a corrupt file of a directory, ...): the analyzer reports it as a failed result and the
+            job goes on. Make one with ``Clip.failed``.
     """
 
     frames: np.ndarray
@@ -37,31 +42,38 @@ class Clip:
     subtitle: str = ""
     source: str = ""
     model_frames: np.ndarray | None = None
+    error: str | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
-            raise ValueError(
+            raise InputTypeError(
                 f"Clip.frames must be uint8 [N, H, W, 3] RGB, got {self.frames.dtype} {self.frames.shape}"
             )
         if self.frame_times.shape != (self.frames.shape[0],):
-            raise ValueError(
+            raise InputTypeError(
                 f"Clip.frame_times must have shape ({self.frames.shape[0]},), got {self.frame_times.shape}"
             )
         if self.audio.ndim != 1 or self.audio.dtype != np.float32:
-            raise ValueError(f"Clip.audio must be mono float32 [S], got {self.audio.dtype} {self.audio.shape}")
+            raise InputTypeError(f"Clip.audio must be mono float32 [S], got {self.audio.dtype} {self.audio.shape}")
         if self.model_frames is not None and (
             self.model_frames.ndim != 4
             or self.model_frames.shape[0] != self.frames.shape[0]
             or self.model_frames.shape[-1] != 3
             or self.model_frames.dtype != np.uint8
         ):
-            raise ValueError(
+            raise InputTypeError(
                 f"Clip.model_frames must be uint8 [{self.frames.shape[0]}, S, S, 3], got "
                 f"{self.model_frames.dtype} {self.model_frames.shape}"
             )
         if self.sample_rate <= 0:
-            raise ValueError(f"Clip.sample_rate must be positive, got {self.sample_rate}")
+            raise InputTypeError(f"Clip.sample_rate must be positive, got {self.sample_rate}")
 
     @property
     def duration(self) -> float:
         return max(self.end - self.start, 0.0)
+
+    @classmethod
+    def failed(cls, source: str, error: str, *, start: float = 0.0, end: float = 0.0) -> "Clip":
+        """A placeholder for a part of a source that could not be read; ``error`` says why."""
+        return cls(np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.float64), np.zeros(0, np.float32),
+                   start=start, end=end, source=source, error=error)

@@ -23,7 +23,7 @@ def draw_result(frame: np.ndarray, result, *, faces=None) -> np.ndarray:
     """
     import cv2
 
-    from emox_edge.results import task_summary
+    from emox_edge.summary import task_summary
 
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"plot() takes a uint8 RGB frame [H, W, 3], got {getattr(frame, 'dtype', type(frame))} "

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from emox_edge.summary import summary_line
+
 TASKS = ("sentiment", "emotion", "open_vocab_emotion", "intent", "reason", "empathize")
 
 
@@ -104,31 +106,3 @@ class ClipResult:
             "error": self.error,
             "frame_faces": [{"time": t, "faces": [face.to_dict() for face in faces]} for t, faces in self.frame_faces],
         }
-
-
-def task_summary(result: TaskResult, *, width: int = 80) -> str:
-    """A short text for one task: label(s), score, or the (shortened) reply."""
-    if result.task == "empathize":
-        body = result.reply if result.reply is not None else result.text
-        text = f"[{result.label}] {body}" if result.label else body
-    elif result.labels:
-        text = ", ".join(result.labels)
-    elif result.score is not None:
-        text = f"{result.score:+.2f} ({result.label})"
-    elif result.label is not None:
-        text = result.label + ("" if result.valid else " (not in label set)")
-    else:
-        text = result.text
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def summary_line(result: ClipResult) -> str:
-    span = f"{result.start:7.2f}-{result.end:7.2f}s"
-    if result.error:
-        return f"{span} ERROR {result.error}"
-    parts = [f"{name}={task_summary(task)}" for name, task in result.tasks.items()]
-    faces = f" faces={len(result.faces)}" if result.faces else ""
-    total = result.timings.get("total")
-    timing = f" ({total / 1000:.1f}s)" if total is not None else ""
-    return f"{span} " + " | ".join(parts) + faces + timing

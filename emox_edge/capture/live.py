@@ -10,7 +10,7 @@ import numpy as np
 
 from emox_edge.capture.decode import display_size, open_container
 from emox_edge.capture.segment import LiveSegmenter, Segmentation
-from emox_edge.capture.sources import Source, _empty_frames
+from emox_edge.capture.base import Source, empty_frames
 from emox_edge.media import SAMPLE_RATE, Clip
 from emox_edge.preprocess.resample import downmix
 
@@ -65,7 +65,7 @@ class StreamSource(Source):
                     fr = np.stack([f[1] for f in chosen]); model = np.stack([f[2] for f in chosen])
                     times = np.asarray([f[0] for f in chosen])
                 else:
-                    (fr, times), model = _empty_frames(), None
+                    (fr, times), model = empty_frames(), None
                 yield Clip(frames=fr, frame_times=times, audio=np.ascontiguousarray(audio_between(start, end)),
                            start=start, end=end, source=self.name, model_frames=model)
                 frames = [f for f in frames if f[0] >= end]
@@ -179,7 +179,7 @@ class LiveSource(Source):
                     frames, times = self.camera.take(self.t0 + start, self.t0 + end)
                     times = times - self.t0
                 else:
-                    frames, times = _empty_frames()
+                    frames, times = empty_frames()
                 audio = self._audio(start, end)
                 if frames.shape[0] == 0 and not np.any(audio):
                     log.warning("%s delivered nothing for %.1f-%.1f s", self.name, start, end)

@@ -36,22 +36,25 @@ def vad_from_bundle(bundle) -> SpeechDetector | None:
 
 
 def default_vad() -> SpeechDetector:
-    """The Silero VAD of the default lite bundle.
+    """The Silero VAD of a default lite bundle already built under ``emox_edge.home()`` (nothing is
+    downloaded here).
 
     Raises:
-        FileNotFoundError: no VAD model is available (use fixed windows instead).
+        FileNotFoundError: no built lite bundle carries a VAD model (the message says how to get one).
     """
-    try:
-        from emox_edge.bundle.manifest import Bundle
-        from emox_edge.lite.default import ensure_default_bundle
+    from emox_edge.bundle.manifest import Bundle
+    from emox_edge.errors import BundleError
+    from emox_edge.home import home
 
-        vad = vad_from_bundle(Bundle.open(ensure_default_bundle()))
-    except ImportError as exc:
-        raise FileNotFoundError(f"voice-activity segmentation needs the lite bundle's Silero VAD ({exc}); "
-                                "use fixed windows (--window) instead") from exc
-    if vad is None:
-        raise FileNotFoundError("the default lite bundle has no VAD model; use fixed windows (--window) instead")
-    return vad
+    for manifest in sorted((home() / "bundles").glob("lite-*/bundle.json")):
+        try:
+            vad = vad_from_bundle(Bundle.open(manifest.parent))
+        except (FileNotFoundError, BundleError):
+            continue
+        if vad is not None:
+            return vad
+    raise FileNotFoundError("voice-activity segmentation needs a Silero VAD: this bundle has none and no lite bundle "
+                            "is built yet (run `emox-edge bundle build lite` once, or use fixed windows: --window)")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from emox_edge.capture.decode import MediaInfo, iter_video, probe, read_audio
+from emox_edge.capture.base import Source, empty_frames
 from emox_edge.capture.segment import Segmentation
 from emox_edge.media import SAMPLE_RATE, Clip
 from emox_edge.preprocess.resample import downmix, resample_sinc
@@ -38,35 +39,6 @@ ACCEPTED = (
     "(microphone only), a Clip or a list of Clips, a uint8 image [H,W,3], frames [N,H,W,3], mono audio "
     "[S] float32, or a (frames, audio) tuple"
 )
-
-
-class Source:
-    """A finite or live producer of ``Clip``s; close it (or use ``with``) to release devices."""
-
-    name: str = "source"
-    live: bool = False
-
-    def clips(self) -> Iterator[Clip]:
-        raise NotImplementedError
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-    def close(self) -> None:
-        pass
-
-    def __iter__(self) -> Iterator[Clip]:
-        return self.clips()
-
-    def __enter__(self) -> "Source":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def _empty_frames() -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.float64)
 
 
 class FileSource(Source):
@@ -86,7 +58,7 @@ class FileSource(Source):
         spans = self.segmentation.spans(audio, SAMPLE_RATE, duration)
         if not self.info.has_video:
             for start, end in spans:
-                frames, times = _empty_frames()
+                frames, times = empty_frames()
                 yield self._clip(frames, times, None, audio, start, end)
             return
         index, bucket = 0, []
@@ -108,7 +80,7 @@ class FileSource(Source):
             frames = np.stack([b[1] for b in bucket])
             model = np.stack([b[2] for b in bucket])
         else:
-            (frames, times), model = _empty_frames(), None
+            (frames, times), model = empty_frames(), None
         return self._clip(frames, times, model, audio, *span)
 
     def _clip(self, frames, times, model, audio, start, end) -> Clip:

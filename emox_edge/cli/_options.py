@@ -89,7 +89,7 @@ def open_analyzer(args: argparse.Namespace, options: PipelineOptions):
     bundle = args.bundle
     if bundle is None:
         try:
-            from emox_edge.lite.default import ensure_default_bundle
+            from converters.lite.default import ensure_default_bundle
         except ImportError as exc:
             raise FileNotFoundError("no --bundle given and the default lite bundle is not available in this install") from exc
         bundle = ensure_default_bundle()

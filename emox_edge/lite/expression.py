@@ -7,9 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
-from emox_edge.lite.fer_onnx import FER_CLASSES, INPUT_NAME
 from emox_edge.results import Face
 
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+INPUT_NAME = "image"  # float32 [batch, 1, 64, 64], grey in [-1, 1]
 SIZE = 64
 MARGIN = 0.1  # each side, as a fraction of the box: fer's crops include a little context
 
@@ -36,9 +37,9 @@ class ExpressionModel:
     classes = FER_CLASSES
 
     def __init__(self, model_path: str | os.PathLike, *, providers=None, n_threads: int | None = None) -> None:
-        from emox_edge.lite._ort import make_session
+        from emox_edge.onnx_session import create_session
 
-        self._session = make_session(model_path, providers=providers, n_threads=n_threads)
+        self._session = create_session(model_path, providers=providers, n_threads=n_threads)
 
     def predict_crops(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities [N, 7] for crops [N, 64, 64] made by ``crop_face``."""

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from emox_edge.lite.fer_onnx import FER_CLASSES
+from emox_edge.lite.expression import FER_CLASSES
 from emox_edge.lite.prosody import ProsodyFeatures, VoiceAffect
 from emox_edge.lite.tables import table
 

@@ -21,7 +21,7 @@ from emox_edge.vad import resample_linear
 
 @pytest.fixture(scope="session")
 def lite_bundle_dir() -> Path:
-    from emox_edge.lite.build import build_lite_bundle
+    from converters.lite.build import build_lite_bundle
 
     return build_lite_bundle()
 
@@ -36,7 +36,7 @@ def lite_bundle(lite_bundle_dir):
 @pytest.fixture(scope="session")
 def cached_sources(lite_bundle_dir) -> dict[str, Path]:
     """The verified source files in the cache (fetched by the bundle build)."""
-    from emox_edge.lite import sources
+    from converters.lite import sources
 
     return {name: sources.cached_path(src) for name, src in sources.SOURCES.items() if sources.is_cached(src)}
 

@@ -98,6 +98,6 @@ def test_cli_bad_out_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_ensure_default_bundle_returns_the_built_bundle(lite_bundle_dir):
-    from emox_edge.lite.default import ensure_default_bundle
+    from converters.lite.default import ensure_default_bundle
 
     assert ensure_default_bundle() == lite_bundle_dir

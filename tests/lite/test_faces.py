@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from emox_edge.faces import FaceDetector, FaceDetectorOptions, FaceTracker
-from emox_edge.faces.centerface import prepare_centerface
+from converters.lite.centerface import prepare_centerface
 from emox_edge.results import Face
 
 

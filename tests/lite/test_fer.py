@@ -12,7 +12,7 @@ import pytest
 from onnx import numpy_helper
 
 from emox_edge.lite.expression import ExpressionModel, crop_face
-from emox_edge.lite.fer_onnx import (
+from converters.lite.fer_onnx import (
     FER_CLASSES,
     ParityError,
     build_fer_onnx,
@@ -20,8 +20,8 @@ from emox_edge.lite.fer_onnx import (
     quantize_fer,
     save_fer_onnx,
 )
-from emox_edge.lite.fer_reference import forward
-from emox_edge.lite.keras_h5 import read_keras_h5, same_padding
+from converters.lite.fer_reference import forward
+from converters.lite.keras_h5 import read_keras_h5, same_padding
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emox_edge.lite.fer_onnx import FER_CLASSES
+from converters.lite.fer_onnx import FER_CLASSES
 from emox_edge.lite.perception import fuse
 from emox_edge.lite.prosody import VoiceAffect
 

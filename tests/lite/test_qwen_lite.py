@@ -14,7 +14,7 @@ def test_qwen_lite_bundle_runs_every_task(demo_clip_file):
     from emox_edge.bundle import Bundle
     from emox_edge.capture import resolve_source
     from emox_edge.demo import DEMO_TRANSCRIPT
-    from emox_edge.lite.build import build_lite_bundle
+    from converters.lite.build import build_lite_bundle
     from emox_edge.lite.pipeline import LitePipeline
 
     bundle = Bundle.open(build_lite_bundle(lm="qwen2.5-1.5b"), verify="sha256")

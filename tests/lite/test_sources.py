@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from emox_edge._io import sha256_file
-from emox_edge.lite import sources
+from converters.lite import sources
 
 
 def test_pinned_table_is_complete():

@@ -1,5 +1,5 @@
 """The language core on real weights: Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Nano-EmoX's architecture
-and tokenizer), fetched once by ``emox_edge.lite.sources`` (1.1 GB). Marked slow:
+and tokenizer), fetched once by ``converters.lite.sources`` (1.1 GB). Marked slow:
 
     .venv/bin/python -m pytest tests/llm -m slow
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def qwen_gguf():
-    from emox_edge.lite.sources import fetch_qwen25_coder_gguf
+    from converters.lite.sources import fetch_qwen25_coder_gguf
 
     try:
         return fetch_qwen25_coder_gguf()

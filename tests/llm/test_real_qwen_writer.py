@@ -1,6 +1,6 @@
 """The GGUF writer on the real 1.5B model: the dequantized Qwen2.5-Coder-1.5B-Instruct in HF layout
 (bf16 safetensors in two shards, untied output; built once by ``converters.testing.real_qwen`` under
-``emox_edge.lite.sources.home()/test-models``) written as F16 must keep the original GGUF's tokenizer
+``converters.lite.sources.home()/test-models``) written as F16 must keep the original GGUF's tokenizer
 and answers. Marked slow. Peak ~3.5 GB of RAM: the reference runs first and is closed before the
 write, so nothing large is held at the same time (building the HF base the first time needs ~8 GB:
 run that under ``flock /tmp/emox-heavy.lock``)."""
@@ -25,7 +25,7 @@ def test_gguf_writer_round_trip_of_the_1_5b_model(tmp_path):
     pytest.importorskip("torch")
     from converters.llm.gguf_writer import write_qwen2_gguf
     from converters.testing.real_qwen import build_real_qwen_base
-    from emox_edge.lite.sources import fetch_qwen25_coder_gguf, home
+    from converters.lite.sources import fetch_qwen25_coder_gguf, home
 
     try:
         qwen_gguf = fetch_qwen25_coder_gguf()

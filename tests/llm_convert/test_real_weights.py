@@ -32,7 +32,7 @@ TYPES = ("f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0")
 def test_real_weights_conversion_meets_the_default_thresholds(tmp_path):
     from converters.testing.real_qwen import build_real_qwen_base
     from converters.testing.synthetic_lora import build_synthetic_checkpoint
-    from emox_edge.lite.sources import home
+    from converters.lite.sources import home
 
     cache = home() / "test-models"
     base = build_real_qwen_base(cache / "qwen2.5-coder-1.5b-hf")

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from emox_edge.ort_options import session_options
+from emox_edge.onnx_session import session_options
 
 
 def _matmul_graph(path, n: int) -> None:

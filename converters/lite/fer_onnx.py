@@ -19,18 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from emox_edge._io import atomic_path
-from emox_edge.lite.keras_h5 import KerasLayer, read_keras_h5, same_padding
+from emox_edge.errors import ParityError
+from emox_edge.lite.expression import FER_CLASSES, INPUT_NAME
+from converters.lite.keras_h5 import KerasLayer, read_keras_h5, same_padding
 
 log = logging.getLogger(__name__)
 
-FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-INPUT_NAME = "image"
 OUTPUT_NAME = "probs"
 OPSET = 17
-
-
-class ParityError(ValueError):
-    """The converted graph disagrees with the numpy reference beyond tolerance."""
 
 
 def build_fer_onnx(h5_path: str | os.PathLike):
@@ -222,14 +218,14 @@ def check_fer_parity(h5_path, fp32_path, int8_path, faces64: np.ndarray, *, fp32
         ParityError: fp32 differs by more than ``fp32_tol`` or disagrees on any top-1 class, or the
             int8 graph agrees on fewer than ``int8_min_agreement`` of the top-1 classes.
     """
-    from emox_edge.lite._ort import make_session
-    from emox_edge.lite.fer_reference import forward
+    from emox_edge.onnx_session import create_session
+    from converters.lite.fer_reference import forward
 
     faces64 = np.asarray(faces64, np.float32)
     reference = forward(read_keras_h5(h5_path), faces64[..., None])
     batch = faces64[:, None]
-    fp32 = make_session(fp32_path).run(None, {INPUT_NAME: batch})[0]
-    int8 = make_session(int8_path).run(None, {INPUT_NAME: batch})[0]
+    fp32 = create_session(fp32_path).run(None, {INPUT_NAME: batch})[0]
+    int8 = create_session(int8_path).run(None, {INPUT_NAME: batch})[0]
     ref_top = reference.argmax(1)
     parity = FerParity(
         n_inputs=len(faces64),

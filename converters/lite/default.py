@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from emox_edge.lite.build import build_lite_bundle, default_bundle_dir, is_current
+from converters.lite.build import build_lite_bundle, default_bundle_dir, is_current
 
 log = logging.getLogger(__name__)
 

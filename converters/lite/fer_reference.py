@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from emox_edge.lite.keras_h5 import KerasLayer
+from converters.lite.keras_h5 import KerasLayer
 
 
 def _pad_same(x: np.ndarray, kernel, strides, value: float) -> np.ndarray:
