@@ -1,7 +1,7 @@
 """A whole clip, end to end: emox-edge variants against the PyTorch reference pipeline, side by side.
 
 Per clip (8 frames + 8 audio windows + subtitle): preprocessing, every encoder, then two tasks on the
-same encoder outputs, as ``NanoEmoxPipeline.analyze`` runs them: a label task (``emotion``, MER
+same encoder outputs, as ``Analyzer.analyze`` runs them on a Nano-EmoX bundle: a label task (``emotion``, MER
 labels, up to 64 tokens) and a reply (``reason``) of exactly 64 tokens (end-of-generation banned and
 no stop strings, on both sides, so the decode work is identical). Each repeat uses a different clip,
 so no pipeline reuses a cached prompt across clips (within a clip the second task reuses the first's
@@ -59,35 +59,37 @@ def unit_edge(args: dict[str, Any]) -> dict[str, Any]:
     from benchmarks._artifacts import artifacts
     from benchmarks._clips import load_clip
     from benchmarks._common import rss_mib
-    from emox_edge.nanoemox import NanoEmoxPipeline
-    from emox_edge.options import PipelineOptions
+    from emox_edge.analyzer import Analyzer
+    from emox_edge.options import AnalyzerOptions, FaceOptions
     from emox_edge.tasks import TaskRequest
 
     art = artifacts(args["mode"], args["root"])
     t0 = time.perf_counter()
-    options = PipelineOptions(device="cpu", n_threads=args["threads"], quant=args["quant"], precision=args["precision"],
+    options = AnalyzerOptions(device="cpu", n_threads=args["threads"], quant=args["quant"], precision=args["precision"],
                               deterministic=True, max_new_tokens=MAX_NEW, constrain=args["constrain"],
-                              extra={"faces": bool(args.get("shipped"))})
-    pipe = NanoEmoxPipeline.from_bundle(art.bundle, options)
+                              faces=FaceOptions(enabled=bool(args.get("shipped"))))
+    analyzer = Analyzer.from_bundle(art.bundle, options)
+    pipe = analyzer.bundle_kind
     load_ms = (time.perf_counter() - t0) * 1e3
     loaded = rss_mib()
-    eog = {int(t): float("-inf") for t in pipe.core.eog_token_ids}
+    core = analyzer.core
+    eog = {int(t): float("-inf") for t in core.eog_token_ids}
     stops = list(pipe.generation.get("stop_strings") or ["###"])
     per_clip, answers, shipped = [], [], []
     for index in _clip_indices(args["repeats"]):
         clip = load_clip(index, args["clips_dir"])
         start = time.perf_counter()
         embeds, enc = pipe.encode(clip)
-        timings = {"preprocess": enc["preprocess"], **{k.removeprefix("encoder_"): v for k, v in enc.items()
-                                                          if k.startswith("encoder_")}}
+        timings = {"preprocess": enc["preprocess_ms"], **{k.removeprefix("encoder_").removesuffix("_ms"): v
+                                                             for k, v in enc.items() if k.startswith("encoder_")}}
         encode_ms = (time.perf_counter() - start) * 1e3
         label_q = pipe.book.question(TaskRequest.parse(LABEL_TASK), subtitle=clip.subtitle)
         seg = pipe.book.segments(label_q, subtitle=clip.subtitle, history=(), embeddings=embeds)
         grammar = pipe.book.grammar(label_q) if args["constrain"] else None
-        label = pipe.core.generate(seg, grammar=grammar, max_new_tokens=MAX_NEW, temperature=0.0, stop=stops)
+        label = core.generate(seg, grammar=grammar, max_new_tokens=MAX_NEW, temperature=0.0, stop=stops)
         reply_q = pipe.book.question(TaskRequest.parse(REPLY_TASK), subtitle=clip.subtitle)
         seg = pipe.book.segments(reply_q, subtitle=clip.subtitle, history=(), embeddings=embeds)
-        reply = pipe.core.generate(seg, max_new_tokens=MAX_NEW, temperature=0.0, logit_bias=eog, stop=())
+        reply = core.generate(seg, max_new_tokens=MAX_NEW, temperature=0.0, logit_bias=eog, stop=())
         total = (time.perf_counter() - start) * 1e3
         timings.update(label_prefill=label.prefill_ms, label_decode=label.decode_ms, reply_prefill=reply.prefill_ms,
                        reply_decode=reply.decode_ms, first_token=encode_ms + label.first_token_ms, total=total,
@@ -100,10 +102,10 @@ def unit_edge(args: dict[str, Any]) -> dict[str, Any]:
                         "reply_text": reply.text})
         if args.get("shipped") and index:
             t1 = time.perf_counter()
-            result = pipe.analyze(clip, [LABEL_TASK, REPLY_TASK])
+            result = analyzer.analyze(clip, [LABEL_TASK, REPLY_TASK])
             shipped.append({"total": (time.perf_counter() - t1) * 1e3, **{f"{k}": v for k, v in result.timings.items()},
                             "tokens": {k: r.timings.get("n_generated") for k, r in result.tasks.items()}})
-    pipe.close()
+    analyzer.close()
     out = {"load_ms": load_ms, "rss_after_load_mib": loaded, "timings": _median_timings(per_clip), "answers": answers}
     if shipped:
         out["shipped"] = _median_timings([{k: v for k, v in s.items() if isinstance(v, (int, float))} for s in shipped])

@@ -63,20 +63,22 @@ def unit_reference(args: dict[str, Any]) -> dict[str, Any]:
 def unit_edge(args: dict[str, Any]) -> dict[str, Any]:
     from benchmarks._artifacts import artifacts
     from benchmarks._clips import load_clip
-    from emox_edge.nanoemox import NanoEmoxPipeline
-    from emox_edge.options import PipelineOptions
+    from emox_edge.analyzer import Analyzer
+    from emox_edge.options import AnalyzerOptions, FaceOptions
     from emox_edge.tasks import TaskRequest
 
     art = artifacts(args["mode"], args["root"])
-    options = PipelineOptions(device="cpu", n_threads=args["threads"], quant=args["quant"], precision=args["precision"],
-                              deterministic=True, max_new_tokens=MAX_NEW, constrain=False, extra={"faces": False})
-    pipe = NanoEmoxPipeline.from_bundle(art.bundle, options)
+    options = AnalyzerOptions(device="cpu", n_threads=args["threads"], quant=args["quant"], precision=args["precision"],
+                              deterministic=True, max_new_tokens=MAX_NEW, constrain=False,
+                              faces=FaceOptions(enabled=False))
+    analyzer = Analyzer.from_bundle(art.bundle, options)
+    pipe, core = analyzer.bundle_kind, analyzer.core
     stops = list(pipe.generation.get("stop_strings") or ["###"])
     ref_embeds = np.load(args["reference_embeds"]) if args.get("reference_embeds") else None
     out: dict[str, list] = {"full": [], "llm_only": [], "constrained": []}
     for k in range(args["clips"]):
         clip = load_clip(k, args["clips_dir"])
-        result = pipe.analyze(clip, list(TASKS))
+        result = analyzer.analyze(clip, list(TASKS))
         out["full"].append({"clip": k, "tasks": {t: {"label": r.label, "valid": r.valid, "text": r.text}
                                                  for t, r in result.tasks.items()}})
         if args.get("constrained"):
@@ -85,7 +87,7 @@ def unit_edge(args: dict[str, Any]) -> dict[str, Any]:
             for task in TASKS:
                 question = pipe.book.question(TaskRequest.parse(task), subtitle=clip.subtitle)
                 segments = pipe.book.segments(question, subtitle=clip.subtitle, history=(), embeddings=embeds)
-                gen = pipe.core.generate(segments, grammar=pipe.book.grammar(question), max_new_tokens=MAX_NEW,
+                gen = core.generate(segments, grammar=pipe.book.grammar(question), max_new_tokens=MAX_NEW,
                                          temperature=0.0, stop=stops)
                 parsed = pipe.book.parse(question, gen.text)
                 row["tasks"][task] = {"label": parsed.label, "valid": parsed.valid, "text": gen.text}
@@ -96,11 +98,11 @@ def unit_edge(args: dict[str, Any]) -> dict[str, Any]:
             for task in TASKS:
                 question = pipe.book.question(TaskRequest.parse(task), subtitle=clip.subtitle)
                 segments = pipe.book.segments(question, subtitle=clip.subtitle, history=(), embeddings=embeds)
-                gen = pipe.core.generate(segments, max_new_tokens=MAX_NEW, temperature=0.0, stop=stops)
+                gen = core.generate(segments, max_new_tokens=MAX_NEW, temperature=0.0, stop=stops)
                 parsed = pipe.book.parse(question, gen.text)
                 row["tasks"][task] = {"label": parsed.label, "valid": parsed.valid, "text": gen.text}
             out["llm_only"].append(row)
-    pipe.close()
+    analyzer.close()
     return {k: v for k, v in out.items() if v}
 
 

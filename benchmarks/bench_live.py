@@ -4,7 +4,7 @@ The camera is the one thing faked (this machine has none): ``PacedCapture`` stan
 ``cv2.VideoCapture`` at the OS edge and delivers 640x480 frames on a 30 fps wall clock with a
 one-frame buffer, like a driver: a frame that is not read before the next one is due is lost and
 counted. Everything else is the runtime as ``emox-edge run --camera 0 --save out.mp4`` runs it:
-``LiveSource`` (its camera thread, fixed 4 s windows) -> ``Pipeline.stream_clips`` with the default
+``LiveSource`` (its camera thread, fixed 4 s windows) -> ``Analyzer.iter_clips`` with the default
 Q4_K_M + int8 bundle answering ``emotion`` (constrained) on every clip -> ``ClipResult.plot`` on every
 frame of the clip (the overlay a saved or shown video gets).
 
@@ -90,17 +90,17 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
     from benchmarks._clips import face_frames
     from benchmarks._common import rss_mib
     from emox_edge.capture import LiveSource, Segmentation
-    from emox_edge.options import PipelineOptions
-    from emox_edge.pipeline import Pipeline
+    from emox_edge.analyzer import Analyzer
+    from emox_edge.options import AnalyzerOptions
 
     art = artifacts(args["mode"], args["root"])
     faces, total = int(args["faces"]), int(args["frames"])
     frames = face_frames(60, size=SIZE, faces=faces, seed=3)
     bgr = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in frames])
     del frames
-    options = PipelineOptions(device="cpu", n_threads=args["threads"], quant="q4_k_m", precision="int8",
+    options = AnalyzerOptions(device="cpu", n_threads=args["threads"], quant="q4_k_m", precision="int8",
                               deterministic=True, max_new_tokens=16, constrain=True)
-    analyzer = Pipeline.from_bundle(art.bundle, options)
+    analyzer = Analyzer.from_bundle(art.bundle, options)
     loaded = rss_mib()
     capture = PacedCapture(bgr, fps=FPS, total=total)
     source = LiveSource(camera=0, mic=None, segmentation=Segmentation(mode="fixed", window_s=WINDOW_S),
@@ -108,7 +108,7 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
     clips = overlay_frames = errors = 0
     overlay_s = analyze_s = 0.0
     faces_seen: list[int] = []
-    pairs = Pipeline.stream_clips(analyzer, source, ["emotion"])
+    pairs = analyzer.iter_clips(source, ["emotion"])
     t_prev = time.perf_counter()
     try:
         for clip, result in pairs:

@@ -1,7 +1,13 @@
 """emox-edge: on-device multimodal emotion AI (Nano-EmoX) through llama.cpp and ONNX Runtime.
 
-Heavy parts load on first use: ``from emox_edge import Pipeline, LanguageCore`` imports only what
-is asked for.
+    import emox_edge
+
+    result = emox_edge.analyze("photo.jpg", ["emotion", "sentiment"])   # the default bundle
+    with emox_edge.load("my-bundle", device="auto") as analyzer:
+        for result in analyzer.stream(0, ["emotion", "empathize"]):      # camera 0
+            print(result.line())
+
+Heavy parts load on first use: ``import emox_edge`` imports none of llama.cpp, ONNX Runtime or OpenCV.
 """
 
 from __future__ import annotations
@@ -12,9 +18,14 @@ from typing import Any
 from emox_edge._version import __version__
 
 _LAZY = {
+    "load": "emox_edge.api",
+    "analyze": "emox_edge.api",
+    "stream": "emox_edge.api",
+    "Analyzer": "emox_edge.analyzer",
+    "AnalyzerOptions": "emox_edge.options",
+    "FaceOptions": "emox_edge.options",
+    "LiteOptions": "emox_edge.options",
     "LanguageCore": "emox_edge.llm",
-    "Pipeline": "emox_edge.pipeline",
-    "PipelineOptions": "emox_edge.options",
     "Bundle": "emox_edge.bundle",
     "Clip": "emox_edge.media",
     "ClipResult": "emox_edge.results",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
 from emox_edge._io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def load_face_image() -> np.ndarray:
     data = np.frombuffer(_asset(FACE_IMAGE), np.uint8)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"emox_edge/{FACE_IMAGE} is not a readable JPEG; reinstall emox-edge")
+        raise BadInputError(f"emox_edge/{FACE_IMAGE} is not a readable JPEG; reinstall emox-edge")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -51,7 +52,7 @@ def load_demo_speech() -> tuple[np.ndarray, int]:
 
     with wave.open(io.BytesIO(_asset(SPEECH_WAV))) as handle:
         if handle.getsampwidth() != 2 or handle.getnchannels() != 1:
-            raise ValueError(f"emox_edge/{SPEECH_WAV}: expected 16-bit mono PCM")
+            raise BadInputError(f"emox_edge/{SPEECH_WAV}: expected 16-bit mono PCM")
         rate = handle.getframerate()
         pcm = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")
     return (pcm.astype(np.float32) / 32768.0), rate

@@ -138,9 +138,9 @@ def resolve_device(device: str = "auto") -> ResolvedDevice:
         return ResolvedDevice(device, name, (provider, "CPUExecutionProvider"), offload)
     hint = " (install onnxruntime-gpu for CUDA)" if name == "cuda" else ""
     if offload:
-        warn_once(f"device {device!r}: ONNX Runtime offers no {name} provider ({', '.join(providers)}): encoders run "
-                  f"on the CPU{hint}; the language core is offloaded to llama.cpp's GPU backend")
+        warn_once(f"device {device!r}: ONNX Runtime offers no {name} provider ({', '.join(providers)}): encoders are "
+                  f"falling back to CPU{hint}; the language core is offloaded to llama.cpp's GPU backend")
     else:
         warn_once(f"device {device!r}: no {name} in ONNX Runtime ({', '.join(providers)}) nor in llama.cpp: "
-                  f"using the CPU{hint}")
+                  f"falling back to CPU{hint}")
     return ResolvedDevice(device, "cpu", ("CPUExecutionProvider",), offload)

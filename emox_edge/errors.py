@@ -40,3 +40,7 @@ class ParityError(EmoxEdgeError, ValueError):
 
 class ExportError(EmoxEdgeError, RuntimeError):
     """A conversion step failed for a reason outside the input (e.g. an exporter's limitation)."""
+
+
+class MissingDependencyError(EmoxEdgeError, ImportError):
+    """An optional dependency is not installed; the message says what to install."""

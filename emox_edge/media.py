@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emox_edge.errors import InputTypeError
+from emox_edge.errors import BadInputError
 
 SAMPLE_RATE = 16000
 
@@ -46,27 +46,27 @@ class Clip:
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
-            raise InputTypeError(
+            raise BadInputError(
                 f"Clip.frames must be uint8 [N, H, W, 3] RGB, got {self.frames.dtype} {self.frames.shape}"
             )
         if self.frame_times.shape != (self.frames.shape[0],):
-            raise InputTypeError(
+            raise BadInputError(
                 f"Clip.frame_times must have shape ({self.frames.shape[0]},), got {self.frame_times.shape}"
             )
         if self.audio.ndim != 1 or self.audio.dtype != np.float32:
-            raise InputTypeError(f"Clip.audio must be mono float32 [S], got {self.audio.dtype} {self.audio.shape}")
+            raise BadInputError(f"Clip.audio must be mono float32 [S], got {self.audio.dtype} {self.audio.shape}")
         if self.model_frames is not None and (
             self.model_frames.ndim != 4
             or self.model_frames.shape[0] != self.frames.shape[0]
             or self.model_frames.shape[-1] != 3
             or self.model_frames.dtype != np.uint8
         ):
-            raise InputTypeError(
+            raise BadInputError(
                 f"Clip.model_frames must be uint8 [{self.frames.shape[0]}, S, S, 3], got "
                 f"{self.model_frames.dtype} {self.model_frames.shape}"
             )
         if self.sample_rate <= 0:
-            raise InputTypeError(f"Clip.sample_rate must be positive, got {self.sample_rate}")
+            raise BadInputError(f"Clip.sample_rate must be positive, got {self.sample_rate}")
 
     @property
     def duration(self) -> float:

@@ -113,4 +113,3 @@ class AnalyzerOptions:
         _check(isinstance(self.lite, LiteOptions), "lite", self.lite, "a LiteOptions")
 
 
-PipelineOptions = AnalyzerOptions  # the name used before the analyzer was unified

@@ -9,6 +9,8 @@ import textwrap
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
+
 _BOX = (60, 220, 90)
 _TEXT = (255, 255, 255)
 _PANEL = (20, 20, 20)
@@ -26,7 +28,7 @@ def draw_result(frame: np.ndarray, result, *, faces=None) -> np.ndarray:
     from emox_edge.summary import task_summary
 
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise ValueError(f"plot() takes a uint8 RGB frame [H, W, 3], got {getattr(frame, 'dtype', type(frame))} "
+        raise BadInputError(f"plot() takes a uint8 RGB frame [H, W, 3], got {getattr(frame, 'dtype', type(frame))} "
                          f"{getattr(frame, 'shape', '')}")
     out = np.ascontiguousarray(frame.copy())
     h, w = out.shape[:2]

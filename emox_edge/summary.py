@@ -7,6 +7,8 @@ from typing import Any
 
 def task_summary(result: Any, *, width: int = 80) -> str:
     """A short text for one task: label(s), score, or the (shortened) reply."""
+    if getattr(result, "abstained", False):
+        return f"(abstained: {result.abstain_reason})"
     if result.task == "empathize":
         body = result.reply if result.reply is not None else result.text
         text = f"[{result.label}] {body}" if result.label else body
@@ -28,6 +30,10 @@ def summary_line(result: Any) -> str:
         return f"{span} ERROR {result.error}"
     parts = [f"{name}={task_summary(task)}" for name, task in result.tasks.items()]
     faces = f" faces={len(result.faces)}" if result.faces else ""
-    total = result.timings.get("total")
+    said = (getattr(result, "transcript", None) or {}).get("text") or ""
+    if said:
+        said = " ".join(said.split())
+        parts.insert(0, 'said="' + (said if len(said) <= 60 else said[:57] + "...") + '"')
+    total = result.timings.get("total_ms")
     timing = f" ({total / 1000:.1f}s)" if total is not None else ""
     return f"{span} " + " | ".join(parts) + faces + timing

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emox_edge.errors import BadInputError, InputTypeError
+
 WINDOW = {16000: 512, 8000: 256}
 CONTEXT = {16000: 64, 8000: 32}
 
@@ -38,10 +40,10 @@ class VADOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+            raise BadInputError(f"threshold must be in (0, 1), got {self.threshold}")
         for name in ("min_speech_s", "min_silence_s", "pad_s"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise BadInputError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 class SileroVAD:
@@ -56,7 +58,7 @@ class SileroVAD:
         from emox_edge.onnx_session import create_session
 
         if sample_rate not in WINDOW:
-            raise ValueError(f"sample_rate must be one of {sorted(WINDOW)}, got {sample_rate}")
+            raise BadInputError(f"sample_rate must be one of {sorted(WINDOW)}, got {sample_rate}")
         self.sample_rate = sample_rate
         self._session = create_session(model_path, providers=providers, n_threads=n_threads)
         self.reset()
@@ -75,9 +77,9 @@ class SileroVAD:
         """Probability of speech in the next ``self.window`` samples of a live stream."""
         window = np.asarray(window, np.float32).reshape(-1)
         if window.shape[0] != self.window:
-            raise ValueError(f"step() takes exactly {self.window} samples at {self.sample_rate} Hz, got {window.shape[0]}")
+            raise BadInputError(f"step() takes exactly {self.window} samples at {self.sample_rate} Hz, got {window.shape[0]}")
         if self._session is None:
-            raise ValueError("SileroVAD is closed")
+            raise BadInputError("SileroVAD is closed")
         frame = np.concatenate([self._context, window])[None]
         out, self._state = self._session.run(
             None, {"input": frame, "state": self._state, "sr": np.array(self.sample_rate, np.int64)})
@@ -108,7 +110,7 @@ class SileroVAD:
             ValueError: ``sample_rate`` is not positive or ``audio`` is not 1-D.
         """
         if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+            raise BadInputError(f"sample_rate must be positive, got {sample_rate}")
         audio = _mono_float(audio)
         duration = len(audio) / sample_rate
         if sample_rate != self.sample_rate:
@@ -174,7 +176,7 @@ def resample_linear(audio: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarr
 
 def _mono_float(audio: np.ndarray) -> np.ndarray:
     if not isinstance(audio, np.ndarray):
-        raise TypeError(f"audio must be a numpy array of float samples, got {type(audio).__name__}")
+        raise InputTypeError(f"audio must be a numpy array of float samples, got {type(audio).__name__}")
     if audio.ndim != 1:
-        raise ValueError(f"audio must be mono (1-D), got shape {audio.shape}")
+        raise BadInputError(f"audio must be mono (1-D), got shape {audio.shape}")
     return audio.astype(np.float32, copy=False)

@@ -4,6 +4,7 @@ The analysis runs in a background thread; each result updates the app's state th
 and the app's own loop (here: a text "mood meter" ticking every 200 ms) reads that state whenever it
 likes, never blocking on the model.
 
+    python examples/app_callback.py talk.mp4                         # the default bundle
     python examples/app_callback.py talk.mp4 --bundle path/to/bundle
 """
 
@@ -13,9 +14,7 @@ import argparse
 import threading
 import time
 
-from emox_edge.capture import Segmentation
-from emox_edge.options import PipelineOptions
-from emox_edge.pipeline import Pipeline
+import emox_edge
 from emox_edge.results import ClipResult
 
 
@@ -42,18 +41,17 @@ class MoodApp:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="file, camera index or stream URL")
-    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--bundle", default=None, help="bundle directory (default: the lite bundle)")
     parser.add_argument("--window", type=float, default=1.5)
     parser.add_argument("--n-threads", type=int, default=None)
     args = parser.parse_args(argv)
 
     app = MoodApp()
-    analyzer = Pipeline.from_bundle(args.bundle, PipelineOptions(max_new_tokens=16, n_threads=args.n_threads))
+    analyzer = emox_edge.load(args.bundle, max_new_tokens=16, n_threads=args.n_threads)
 
     def worker() -> None:
         try:
-            for _ in Pipeline.stream(analyzer, args.source, ["emotion"], callback=app.on_result,
-                                     segmentation=Segmentation(window_s=args.window)):
+            for _ in analyzer.stream(args.source, ["emotion"], callback=app.on_result, window_s=args.window):
                 pass
         finally:
             app.done.set()

@@ -1,7 +1,8 @@
 """An empathetic conversation over several turns: each turn is a clip plus what the user said.
 
-    python examples/empathetic_dialogue.py --bundle path/to/bundle turn1.mp4 "I failed my exam." \
-        turn2.mp4 "I studied for weeks."
+    python examples/empathetic_dialogue.py turn1.mp4 "I failed my exam." turn2.mp4 "I studied for weeks."
+
+(``--bundle DIR`` picks a bundle; the default is the lite bundle.)
 
 The dialogue history ("user: ...", "listener: ...") grows with every turn and goes to the model with
 the next one, as in AvaMERG.
@@ -10,16 +11,13 @@ the next one, as in AvaMERG.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from emox_edge.capture import Segmentation, resolve_source
-from emox_edge.options import PipelineOptions
-from emox_edge.pipeline import Pipeline
+import emox_edge
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--bundle", default=None, help="bundle directory (default: the lite bundle)")
     parser.add_argument("--n-threads", type=int, default=None)
     parser.add_argument("turns", nargs="+", metavar="CLIP UTTERANCE", help="pairs of clip file and utterance")
     args = parser.parse_args(argv)
@@ -27,12 +25,9 @@ def main(argv=None) -> int:
         parser.error("turns come in pairs: CLIP UTTERANCE")
 
     history: list[str] = []
-    options = PipelineOptions(deterministic=True, max_new_tokens=96, n_threads=args.n_threads)
-    with Pipeline.from_bundle(args.bundle, options) as analyzer:
+    with emox_edge.load(args.bundle, max_new_tokens=96, n_threads=args.n_threads) as analyzer:
         for path, utterance in zip(args.turns[::2], args.turns[1::2]):
-            with resolve_source(path, segmentation=Segmentation(mode="whole")) as source:
-                clip = dataclasses.replace(next(iter(source)), subtitle=utterance)
-            answer = analyzer.analyze(clip, ["empathize"], history=history).tasks["empathize"]
+            answer = analyzer.analyze(path, ["empathize"], subtitle=utterance, history=history).tasks["empathize"]
             print(f"user: {utterance}")
             print(f"  (speaker emotion: {answer.label or 'unknown'})")
             print(f"listener: {answer.reply or answer.text}")

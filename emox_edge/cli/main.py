@@ -24,10 +24,12 @@ _COMMANDS = (
     "emox_edge.cli.bundle",
     "emox_edge.cli.convert",
     "emox_edge.cli.bench",
+    "emox_edge.cli.serve",
 )
-# Bad input from the user: exit 2. Everything else that is expected: exit 1.
-_BAD_INPUT = (FileNotFoundError, FileExistsError, ValueError, TypeError, IsADirectoryError, NotADirectoryError)
-_EXPECTED = (ConnectionError, RuntimeError, OSError, ImportError)
+# The library's own errors (bad input, bad bundle, missing device or dependency) and the OS's (no such
+# file, permission, connection ...): one line, exit 2. Anything else is a bug in emox-edge: exit 1.
+EXIT_BAD_INPUT = 2
+EXIT_BUG = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,22 +60,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from emox_edge.errors import EmoxEdgeError
+
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("emox-edge: interrupted", file=sys.stderr)
-        return 130
-    except _BAD_INPUT as exc:
-        return _fail(args, exc, 2)
-    except _EXPECTED as exc:
-        return _fail(args, exc, 1)
+    except KeyboardInterrupt as exc:
+        terminated = type(exc).__name__ == "Terminated"
+        print(f"emox-edge: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+    except (EmoxEdgeError, OSError) as exc:  # OSError covers FileNotFoundError, PermissionError, ConnectionError
+        if args.verbose:
+            raise
+        print(f"emox-edge: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if args.verbose:
+            raise
+        print(f"emox-edge: internal error (a bug in emox-edge, please report it): {type(exc).__name__}: "
+              f"{_one_line(exc)}; run with -v to see the traceback", file=sys.stderr)
+        return EXIT_BUG
 
 
-def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
-    if args.verbose:
-        raise exc
-    print(f"emox-edge: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-    return code
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

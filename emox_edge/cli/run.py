@@ -99,34 +99,47 @@ def _demo_transcript() -> str:
     return DEMO_TRANSCRIPT
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop now; results analysed so far are committed like on Ctrl-C (exit 143)."""
+
+
 @contextlib.contextmanager
-def _stop_on_sigint():
+def _stop_signals():
     """First Ctrl-C: finish the clip in hand, then stop (raised from the loop, where it cannot be lost
-    inside a destructor or a native callback). Second Ctrl-C: interrupt at once."""
+    inside a destructor or a native callback). Second Ctrl-C: interrupt at once. SIGTERM: stop at once;
+    the outputs keep every result completed so far."""
     stop = threading.Event()
 
-    def handler(signum, frame):
+    def on_sigint(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
         log.warning("interrupted: stopping after the current clip (Ctrl-C again to stop now)")
 
+    def on_sigterm(signum, frame):
+        stop.set()
+        raise Terminated
+
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def run(args: argparse.Namespace) -> int:
+    from emox_edge.errors import BadInputError
     from emox_edge.output import Display, JsonlWriter, VideoSaver
 
     if args.max_clips is not None and args.max_clips < 1:
-        raise ValueError(f"--max-clips must be >= 1, got {args.max_clips}")
-    options = options_from_args(args)
+        raise BadInputError(f"--max-clips must be >= 1, got {args.max_clips}")
+    if not args.window > 0:
+        raise BadInputError(f"--window must be a number of seconds > 0, got {args.window}")
+    options = options_from_args(args)  # every option is checked here, before anything is opened
     source = _source(args)
     subtitle = args.subtitle
     demo = args.camera is None and args.source is None and isinstance(source, str)
@@ -136,35 +149,67 @@ def run(args: argparse.Namespace) -> int:
         subtitle = subtitle or _demo_transcript()  # the demo clip's speech
         args.save = args.save or DEMO_SAVE
     tasks = tasks_from_args(args)
+    _refuse_outputs_onto_inputs(args, source)
     writer = JsonlWriter(args.jsonl) if args.jsonl else None
     saver = VideoSaver(args.save) if args.save else None
     display = Display() if args.show else None
+    state = {"results": 0, "failed": 0}
+    keep = False
     try:
-        with _stop_on_sigint() as stop:
-            return _loop(args, options, source, tasks, subtitle, writer, saver, display, stop)
+        with _stop_signals() as stop:
+            code = _loop(args, options, source, tasks, subtitle, writer, saver, display, stop, state)
+        keep = True
+        if state["failed"]:
+            log.error("%d of %d clips failed (see the ERROR lines)", state["failed"], state["results"])
+            return 2
+        return code
+    except KeyboardInterrupt:
+        keep = True  # Ctrl-C / SIGTERM: keep everything analysed so far
+        raise
     finally:
+        # a run that failed before producing anything must not replace an existing output file
+        keep = keep or state["results"] > 0
         for closer in (writer, saver, display):
             if closer is not None:
-                closer.close()
-        if saver is not None and saver.frames:
+                closer.close() if keep or closer is display else closer.abort()
+        if saver is not None and keep and saver.frames:
             log.info("annotated video written to %s", args.save)  # stdout holds only result lines
 
 
-def _loop(args, options, source, tasks, subtitle, writer, saver, display, stop) -> int:
-    from emox_edge.pipeline import Pipeline
+def _refuse_outputs_onto_inputs(args: argparse.Namespace, source) -> None:
+    """An output that is one of the inputs (or inside an input directory) would destroy it."""
+    from pathlib import Path
 
+    from emox_edge.errors import BadInputError
+
+    if not isinstance(source, str) or "://" in source:
+        return
+    src = Path(source).expanduser()
+    if not src.exists():
+        return
+    src = src.resolve()
+    for flag, out in (("--jsonl", args.jsonl), ("--save", args.save)):
+        if not out:
+            continue
+        target = Path(out).expanduser().resolve()
+        if target == src or (src.is_dir() and src in target.parents):
+            raise BadInputError(f"{flag} {out} is the input {source} (or inside it): choose another output file")
+
+
+def _loop(args, options, source, tasks, subtitle, writer, saver, display, stop, state) -> int:
     analyzer = None
     try:
         analyzer = open_analyzer(args, options)
-        segmentation = _segmentation(args, analyzer)
-        pairs = Pipeline.stream_clips(analyzer, source, tasks, history=args.history, segmentation=segmentation,
-                                      max_clips=args.max_clips, source_options={"mic": args.mic}, subtitle=subtitle)
+        pairs = analyzer.iter_clips(source, tasks, history=args.history, window_s=args.window, vad=args.vad,
+                                    max_clips=args.max_clips, source_options={"mic": args.mic}, subtitle=subtitle)
         with contextlib.closing(pairs):  # closes the source too
             for clip, result in pairs:
+                state["results"] += 1
+                state["failed"] += bool(result.error)
                 print(result.line(), flush=True)
                 if writer is not None:
                     writer.write(result)
-                if saver is not None or display is not None:
+                if (saver is not None or display is not None) and not result.error:
                     if not _draw(clip, result, saver, display):
                         break
                 if stop.is_set():
@@ -173,16 +218,6 @@ def _loop(args, options, source, tasks, subtitle, writer, saver, display, stop) 
     finally:
         if analyzer is not None:
             analyzer.close()
-
-
-def _segmentation(args: argparse.Namespace, analyzer):
-    from emox_edge.capture import Segmentation
-    from emox_edge.capture.segment import default_vad, vad_from_bundle
-
-    if not args.vad:
-        return Segmentation(mode="fixed", window_s=args.window)
-    vad = vad_from_bundle(getattr(analyzer, "bundle", None)) or default_vad()
-    return Segmentation(mode="vad", window_s=args.window, vad=vad)
 
 
 def _draw(clip, result, saver, display) -> bool:

@@ -20,9 +20,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from emox_edge.bundle.manifest import Bundle, BundleError
+from emox_edge.bundle.manifest import Bundle
+from emox_edge.errors import BadInputError, BundleError
 from emox_edge.devices import ResolvedDevice, default_threads, resolve_device
-from emox_edge.onnx_session import session_options
+from emox_edge.onnx_session import create_session
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +54,11 @@ class EncoderSuite:
         ValueError: an unknown precision or device.
     """
 
-    def __init__(self, bundle: Bundle, *, device: str = "auto", precision: str = "int8", n_threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, bundle: Bundle, *, device: "str | ResolvedDevice" = "auto", precision: str = "int8",
+                 n_threads: int | None = None) -> None:
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-        self.device: ResolvedDevice = resolve_device(device)
+            raise BadInputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        self.device: ResolvedDevice = resolve_device(device) if isinstance(device, str) else device
         graphs = bundle.section("graphs")
         order = list(bundle.manifest.get("encoders", {}).get("order") or graphs)
         threads = n_threads or default_threads()
@@ -74,7 +74,7 @@ class EncoderSuite:
             if rel is None:
                 raise BundleError(f"{bundle.root}: graph {name!r} names no file")
             path = bundle.path(rel)
-            session = ort.InferenceSession(str(path), session_options(threads), providers=list(self.device.ort_providers))
+            session = create_session(path, device=self.device, n_threads=threads)
             inputs = entry.get("inputs") or [{"name": i.name, "shape": i.shape, "dtype": "float32"} for i in session.get_inputs()]
             outputs = [o["name"] for o in entry.get("outputs", [])] or [o.name for o in session.get_outputs()]
             self.graphs.append(_Graph(name, session, list(inputs), outputs, rel))
@@ -93,7 +93,7 @@ class EncoderSuite:
             feed = {}
             for io in graph.inputs:
                 if io["name"] not in values:
-                    raise ValueError(f"graph {graph.name!r} needs input {io['name']!r}; have {sorted(values)}")
+                    raise BundleError(f"graph {graph.name!r} needs input {io['name']!r}; have {sorted(values)}")
                 feed[io["name"]] = _conform(values[io["name"]], io)
             t0 = time.perf_counter()
             out = graph.session.run(graph.outputs, feed)
@@ -121,7 +121,7 @@ def placeholder_embeddings(values: Mapping[str, np.ndarray], names: Sequence[str
     out = {}
     for name in names:
         if name not in values:
-            raise ValueError(f"the encoders produced no {name!r}; have {sorted(values)}")
+            raise BundleError(f"the encoders produced no {name!r}; have {sorted(values)}")
         array = np.asarray(values[name], np.float32)
         out[name] = array[0] if array.ndim == 3 and array.shape[0] == 1 else array
     return out

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
 from emox_edge.faces._boxes import nms
 
 STRIDE = 4
@@ -57,7 +58,7 @@ class CenterFaceBackend:
         self._session = create_session(model_path, providers=providers, n_threads=n_threads)
         shape = self._session.get_inputs()[0].shape
         if isinstance(shape[2], int) or isinstance(shape[3], int):
-            raise ValueError(f"{model_path}: CenterFace input has fixed dims {shape}; build it with prepare_centerface()")
+            raise BadInputError(f"{model_path}: CenterFace input has fixed dims {shape}; build it with prepare_centerface()")
 
     def __call__(self, frame_rgb: np.ndarray, *, threshold: float, nms_iou: float, max_side: int):
         import cv2

@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from emox_edge.errors import BadInputError, InputTypeError
 from emox_edge.results import Face
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,11 @@ class FaceDetector:
     def __init__(self, options: FaceDetectorOptions | None = None) -> None:
         options = options or FaceDetectorOptions()
         if not 0.0 < options.score_threshold < 1.0:
-            raise ValueError(f"score_threshold must be in (0, 1), got {options.score_threshold}")
+            raise BadInputError(f"score_threshold must be in (0, 1), got {options.score_threshold}")
         if not 0.0 < options.nms_iou <= 1.0:
-            raise ValueError(f"nms_iou must be in (0, 1], got {options.nms_iou}")
+            raise BadInputError(f"nms_iou must be in (0, 1], got {options.nms_iou}")
         if options.max_side < 32:
-            raise ValueError(f"max_side must be at least 32 pixels, got {options.max_side}")
+            raise BadInputError(f"max_side must be at least 32 pixels, got {options.max_side}")
         self.options = options
         if options.model_path is not None:
             from emox_edge.faces.centerface import CenterFaceBackend
@@ -86,11 +87,11 @@ class FaceDetector:
             ValueError: it is not uint8 [H, W, 3].
         """
         if not isinstance(frame_rgb, np.ndarray):
-            raise TypeError(f"detect() takes a numpy uint8 [H, W, 3] RGB frame, got {type(frame_rgb).__name__}")
+            raise InputTypeError(f"detect() takes a numpy uint8 [H, W, 3] RGB frame, got {type(frame_rgb).__name__}")
         if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
-            raise ValueError(f"detect() takes a uint8 [H, W, 3] RGB frame, got {frame_rgb.dtype} {frame_rgb.shape}")
+            raise BadInputError(f"detect() takes a uint8 [H, W, 3] RGB frame, got {frame_rgb.dtype} {frame_rgb.shape}")
         if self._backend is None:
-            raise ValueError("FaceDetector is closed")
+            raise BadInputError("FaceDetector is closed")
         opts = self.options
         boxes, scores, points = self._backend(frame_rgb, threshold=opts.score_threshold, nms_iou=opts.nms_iou,
                                               max_side=opts.max_side)

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
 from emox_edge.results import Face
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -25,7 +26,7 @@ def crop_face(frame_rgb: np.ndarray, box: Sequence[float], *, margin: float = MA
     left, top = int(max(0, np.floor(x1 - dx))), int(max(0, np.floor(y1 - dy)))
     right, bottom = int(min(w, np.ceil(x2 + dx))), int(min(h, np.ceil(y2 + dy)))
     if right - left < 2 or bottom - top < 2:
-        raise ValueError(f"face box {tuple(box)} is empty inside a {w}x{h} frame")
+        raise BadInputError(f"face box {tuple(box)} is empty inside a {w}x{h} frame")
     grey = cv2.cvtColor(np.ascontiguousarray(frame_rgb[top:bottom, left:right]), cv2.COLOR_RGB2GRAY)
     small = cv2.resize(grey, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     return small.astype(np.float32) / 127.5 - 1.0
@@ -45,7 +46,7 @@ class ExpressionModel:
         """Probabilities [N, 7] for crops [N, 64, 64] made by ``crop_face``."""
         crops = np.asarray(crops, np.float32)
         if crops.ndim != 3 or crops.shape[1:] != (SIZE, SIZE):
-            raise ValueError(f"crops must be [N, {SIZE}, {SIZE}], got {crops.shape}")
+            raise BadInputError(f"crops must be [N, {SIZE}, {SIZE}], got {crops.shape}")
         if len(crops) == 0:
             return np.zeros((0, len(FER_CLASSES)), np.float32)
         return self._session.run(None, {INPUT_NAME: crops[:, None]})[0]

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
 from emox_edge.lite.perception import Perception
 from emox_edge.lite.tables import table
 
@@ -46,12 +47,12 @@ class PromptBuilder:
 
     def __init__(self, core, *, mode: str = "text", chat_format: str | None = None) -> None:
         if mode not in INJECTION_MODES:
-            raise ValueError(f"injection mode must be one of {INJECTION_MODES}, got {mode!r}")
+            raise BadInputError(f"injection mode must be one of {INJECTION_MODES}, got {mode!r}")
         self.core = core
         self.mode = mode
         self.chat_format = chat_format or chat_format_of(core.metadata)
         if self.chat_format not in CHAT_FORMATS:
-            raise ValueError(f"chat_format must be one of {CHAT_FORMATS}, got {self.chat_format!r}")
+            raise BadInputError(f"chat_format must be one of {CHAT_FORMATS}, got {self.chat_format!r}")
         self._chat = table("chat")
         self._word_rows: dict[str, np.ndarray] = {}
 
@@ -68,7 +69,7 @@ class PromptBuilder:
         weights = np.asarray(weights, np.float64)
         total = weights.sum()
         if total <= 0:
-            raise ValueError("soft word weights sum to zero")
+            raise BadInputError("soft word weights sum to zero")
         rows = np.stack([self.word_row(w) for w in words])
         return ((weights / total) @ rows).astype(np.float32)[None, :]
 

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from emox_edge.errors import BadInputError
 from emox_edge.lite.expression import FER_CLASSES
 from emox_edge.lite.prosody import ProsodyFeatures, VoiceAffect
 from emox_edge.lite.tables import table
@@ -55,7 +56,7 @@ class Perception:
         """
         sets = label_sets()
         if label_set not in sets:
-            raise ValueError(f"unknown emotion label set {label_set!r}; the lite bundle knows: {', '.join(sets)}")
+            raise BadInputError(f"unknown emotion label set {label_set!r}; the lite bundle knows: {', '.join(sets)}")
         mapping = sets[label_set]
         out: dict[str, float] = {}
         for cls in FER_CLASSES:
@@ -113,7 +114,7 @@ def fuse(expression: Mapping[str, float] | None, voice: VoiceAffect | None, *,
     if expression:
         unknown = set(expression) - set(FER_CLASSES)
         if unknown:
-            raise ValueError(f"unknown expression classes {sorted(unknown)}; expected {list(FER_CLASSES)}")
+            raise BadInputError(f"unknown expression classes {sorted(unknown)}; expected {list(FER_CLASSES)}")
         probs = {c: float(expression.get(c, 0.0)) for c in FER_CLASSES}
         if use_voice:
             w = float(fusion["voice_arousal_weight"]) * voice.confidence

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from emox_edge.errors import BadInputError, InputTypeError
+
 FRAME_S = 0.040
 HOP_S = 0.010
 FMIN, FMAX = 60.0, 400.0
@@ -155,11 +157,11 @@ def prosody_features(audio: np.ndarray, sample_rate: int) -> ProsodyFeatures:
         ValueError: ``audio`` is not 1-D or ``sample_rate`` is not positive.
     """
     if not isinstance(audio, np.ndarray):
-        raise TypeError(f"audio must be a numpy array, got {type(audio).__name__}")
+        raise InputTypeError(f"audio must be a numpy array, got {type(audio).__name__}")
     if audio.ndim != 1:
-        raise ValueError(f"audio must be mono (1-D), got shape {audio.shape}")
+        raise BadInputError(f"audio must be mono (1-D), got shape {audio.shape}")
     if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        raise BadInputError(f"sample_rate must be positive, got {sample_rate}")
     duration = len(audio) / sample_rate
     if len(audio) < int(FRAME_S * sample_rate):
         return ProsodyFeatures(duration, 0.0, 0.0, 0.0, 0.0, SILENCE_DB, 0.0, 0.0)

@@ -7,6 +7,8 @@ import json
 from importlib import resources
 from typing import Any, Mapping
 
+from emox_edge.errors import BadInputError
+
 SENTIMENT_LABELS = ("positive", "negative", "neutral")
 
 
@@ -38,5 +40,5 @@ def intent_labels(label_set: str = "mintrec") -> tuple[tuple[str, ...], str]:
     """(labels, candidate string) of an intent label set, from Nano-EmoX's own task table."""
     sets = nano_task("intent")["label_sets"]
     if label_set not in sets:
-        raise ValueError(f"unknown intent label set {label_set!r}; known: {', '.join(sorted(sets))}")
+        raise BadInputError(f"unknown intent label set {label_set!r}; known: {', '.join(sorted(sets))}")
     return tuple(sets[label_set]["labels"]), sets[label_set]["candidate_labels"]

@@ -17,6 +17,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from emox_edge.errors import BadInputError, BundleError
+
 logger = logging.getLogger(__name__)
 _native_log = logging.getLogger("emox_edge.llm.llama_cpp")
 
@@ -63,20 +65,18 @@ def lib():
 
 
 def check_gguf(path: str | os.PathLike) -> Path:
-    """Check that ``path`` is a readable GGUF file *before* llama.cpp sees it (it may abort on junk).
+    """Check that ``path`` is a whole, well-formed GGUF file *before* llama.cpp sees it (it may abort on junk).
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file does not start with the GGUF magic.
+        BundleError: not GGUF, or a damaged header or tensor table (``gguf_file.validate_gguf``).
     """
+    from emox_edge.llm.gguf_file import validate_gguf
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GGUF model not found: {path}")
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic != GGUF_MAGIC:
-        raise ValueError(f"{path} is not a GGUF file: it starts with {magic!r}, expected {GGUF_MAGIC!r}")
-    return path
+    return validate_gguf(path)
 
 
 class _Owned:
@@ -90,7 +90,7 @@ class _Owned:
     @property
     def ptr(self):
         if self._ptr is None:
-            raise ValueError(f"llama.cpp {self._kind} is closed")
+            raise BadInputError(f"llama.cpp {self._kind} is closed")
         return self._ptr
 
     @property
@@ -124,7 +124,7 @@ class Model(_Owned):
         params.n_gpu_layers = int(n_gpu_layers)
         ptr = ll.llama_model_load_from_file(str(path).encode("utf-8"), params)
         if not ptr:
-            raise ValueError(f"llama.cpp could not load {path} (a GGUF header but an unsupported or damaged model)")
+            raise BundleError(f"llama.cpp could not load {path} (a GGUF header but an unsupported or damaged model)")
         super().__init__(ptr)
         self._ll = ll
         self.path = path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from emox_edge.errors import BadInputError, InputTypeError
+
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -28,15 +30,15 @@ def label_grammar(labels: Iterable[str]) -> str:
         ValueError: no labels, or an empty label.
     """
     if isinstance(labels, str):
-        raise TypeError("labels must be a list of strings, not a single string")
+        raise InputTypeError("labels must be a list of strings, not a single string")
     unique: list[str] = []
     for label in labels:
         if not isinstance(label, str):
-            raise TypeError(f"label {label!r} is {type(label).__name__}; expected str")
+            raise InputTypeError(f"label {label!r} is {type(label).__name__}; expected str")
         if not label:
-            raise ValueError("labels must be non-empty strings; got ''")
+            raise BadInputError("labels must be non-empty strings; got ''")
         if label not in unique:
             unique.append(label)
     if not unique:
-        raise ValueError("label_grammar needs at least one label; got none")
+        raise BadInputError("label_grammar needs at least one label; got none")
     return "root ::= " + " | ".join(gbnf_literal(label) for label in unique) + "\n"

@@ -18,6 +18,8 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
+from emox_edge.errors import BadInputError, InputTypeError
+
 Segment = Union[str, Sequence[int], np.ndarray]
 ACCEPTED_FORMS = "str (text), list[int] (token ids) or float32 np.ndarray of shape (n, width) (embeddings)"
 
@@ -96,28 +98,28 @@ def _as_tokens(seg: Sequence[int] | np.ndarray, n_vocab: int, index: int) -> np.
     try:
         ids = np.asarray(seg)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"prompt segment {index} is not a list of token ids; expected {ACCEPTED_FORMS}") from exc
+        raise InputTypeError(f"prompt segment {index} is not a list of token ids; expected {ACCEPTED_FORMS}") from exc
     if ids.size == 0:
         return ids.astype(np.int32).reshape(0)
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         if isinstance(seg, np.ndarray) and seg.ndim == 2:
-            raise ValueError(
+            raise BadInputError(
                 f"prompt segment {index} has dtype {seg.dtype}; embedding rows must be float32 (n, width)"
             )
-        raise TypeError(f"prompt segment {index} holds {ids.dtype} values; expected {ACCEPTED_FORMS}")
+        raise InputTypeError(f"prompt segment {index} holds {ids.dtype} values; expected {ACCEPTED_FORMS}")
     if ids.min() < 0 or ids.max() >= n_vocab:
         bad = int(ids[(ids < 0) | (ids >= n_vocab)][0])
-        raise ValueError(f"prompt segment {index} has token id {bad}; expected ids in [0, {n_vocab})")
+        raise BadInputError(f"prompt segment {index} has token id {bad}; expected ids in [0, {n_vocab})")
     return ids.astype(np.int32)
 
 
 def _as_embeddings(seg: np.ndarray, width: int, index: int) -> np.ndarray:
     if seg.dtype != np.float32:
-        raise ValueError(f"prompt segment {index} has dtype {seg.dtype}; expected float32 embedding rows")
+        raise BadInputError(f"prompt segment {index} has dtype {seg.dtype}; expected float32 embedding rows")
     if seg.ndim != 2 or seg.shape[1] != width:
-        raise ValueError(f"prompt segment {index} has shape {seg.shape}; expected (n, {width}) embedding rows")
+        raise BadInputError(f"prompt segment {index} has shape {seg.shape}; expected (n, {width}) embedding rows")
     if not np.isfinite(seg).all():
-        raise ValueError(f"prompt segment {index} has NaN or infinite values; expected finite embeddings")
+        raise BadInputError(f"prompt segment {index} has NaN or infinite values; expected finite embeddings")
     return np.ascontiguousarray(seg)
 
 
@@ -137,7 +139,7 @@ def to_runs(
     if isinstance(prompt, (str, np.ndarray)):
         prompt = [prompt]
     if not isinstance(prompt, (list, tuple)):
-        raise TypeError(f"prompt is {type(prompt).__name__}; expected a list of segments, each {ACCEPTED_FORMS}")
+        raise InputTypeError(f"prompt is {type(prompt).__name__}; expected a list of segments, each {ACCEPTED_FORMS}")
     runs: list[Run] = []
     for index, seg in enumerate(prompt):
         if isinstance(seg, str):
@@ -145,11 +147,11 @@ def to_runs(
         elif isinstance(seg, np.ndarray) and seg.ndim == 2 and np.issubdtype(seg.dtype, np.floating):
             kind, data = "embd", _as_embeddings(seg, width, index)
         elif isinstance(seg, np.ndarray) and seg.ndim == 1 and np.issubdtype(seg.dtype, np.floating):
-            raise ValueError(f"prompt segment {index} has shape {seg.shape}; expected (n, {width}) embedding rows")
+            raise BadInputError(f"prompt segment {index} has shape {seg.shape}; expected (n, {width}) embedding rows")
         elif isinstance(seg, (list, tuple, np.ndarray)):
             kind, data = "tokens", _as_tokens(seg, n_vocab, index)
         else:
-            raise TypeError(
+            raise InputTypeError(
                 f"prompt segment {index} is {type(seg).__name__}; expected {ACCEPTED_FORMS}"
                 + (" (wrap token ids in a list: [[1, 2, 3]])" if isinstance(seg, (int, np.integer)) else "")
             )
@@ -160,7 +162,7 @@ def to_runs(
         else:
             runs.append(Run(kind, data))
     if not runs:
-        raise ValueError("the prompt is empty; expected at least one token or embedding row")
+        raise BadInputError("the prompt is empty; expected at least one token or embedding row")
     return runs
 
 

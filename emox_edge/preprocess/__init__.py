@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
 from emox_edge.media import Clip
 from emox_edge.preprocess.audio import audio_windows, joint_normalize, window_starts
 from emox_edge.preprocess.frames import (
@@ -74,7 +75,7 @@ class PreprocessConfig:
         norm = audio.get("normalize", {})
         height, width = int(frames.get("height", 224)), int(frames.get("width", 224))
         if height != width:
-            raise ValueError(f"preprocess.frames must be square, got {height}x{width}")
+            raise BadInputError(f"preprocess.frames must be square, got {height}x{width}")
         return cls(
             n_frames=int(frames.get("count", 8)),
             image_size=height,
@@ -105,7 +106,7 @@ def preprocess_clip(clip: Clip, config: PreprocessConfig = PreprocessConfig()) -
         ValueError: the clip's audio is not at ``config.sample_rate`` (the resolver resamples it).
     """
     if clip.audio.size and clip.sample_rate != config.sample_rate:
-        raise ValueError(
+        raise BadInputError(
             f"clip audio is at {clip.sample_rate} Hz, the model needs {config.sample_rate} Hz "
             "(sources from resolve_source() are resampled; resample arrays with emox_edge.preprocess.resample_sinc)"
         )

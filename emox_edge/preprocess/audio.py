@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
+
 SAMPLE_RATE = 16000
 
 
@@ -35,7 +37,7 @@ def audio_windows(
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
-        raise ValueError(f"audio must be mono [S], got shape {audio.shape}")
+        raise BadInputError(f"audio must be mono [S], got shape {audio.shape}")
     if audio.size < window:
         audio = np.concatenate([audio, np.zeros(window - audio.size, np.float32)])
     out = np.stack([audio[s : s + window] for s in window_starts(audio.size, n_windows=n_windows, window=window)])

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -23,7 +25,7 @@ def sample_indices(vlen: int, n_frames: int = 8) -> list[int]:
     ``vlen == 0`` gives an empty list (the caller substitutes black frames).
     """
     if vlen < 0 or n_frames <= 0:
-        raise ValueError(f"need vlen >= 0 and n_frames > 0, got vlen={vlen}, n_frames={n_frames}")
+        raise BadInputError(f"need vlen >= 0 and n_frames > 0, got vlen={vlen}, n_frames={n_frames}")
     if vlen == 0:
         return []
     if vlen < n_frames:

@@ -22,6 +22,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
+
 LOWPASS_FILTER_WIDTH = 6
 ROLLOFF = 0.99
 
@@ -56,10 +58,10 @@ def resample_sinc(
         ValueError: a rate is not a positive integer or ``samples`` is not 1-D.
     """
     if int(orig_rate) != orig_rate or int(new_rate) != new_rate or orig_rate <= 0 or new_rate <= 0:
-        raise ValueError(f"sample rates must be positive integers, got {orig_rate} -> {new_rate}")
+        raise BadInputError(f"sample rates must be positive integers, got {orig_rate} -> {new_rate}")
     samples = np.asarray(samples)
     if samples.ndim != 1:
-        raise ValueError(f"resample_sinc expects mono samples [S], got shape {samples.shape}")
+        raise BadInputError(f"resample_sinc expects mono samples [S], got shape {samples.shape}")
     if orig_rate == new_rate or samples.size == 0:
         return samples.astype(np.float32, copy=True)
     g = math.gcd(int(orig_rate), int(new_rate))
@@ -80,7 +82,7 @@ def downmix(channels_first: np.ndarray) -> np.ndarray:
     if channels_first.ndim == 1:
         return channels_first
     if channels_first.ndim != 2:
-        raise ValueError(f"expected audio [C, S], got shape {channels_first.shape}")
+        raise BadInputError(f"expected audio [C, S], got shape {channels_first.shape}")
     if channels_first.shape[0] == 2:
         return channels_first.mean(axis=0, dtype=np.float64).astype(np.float32)
     return np.ascontiguousarray(channels_first[0])
@@ -89,3 +91,60 @@ def downmix(channels_first: np.ndarray) -> np.ndarray:
 def to_model_audio(channels_first: np.ndarray, rate: int, target_rate: int = 16000) -> np.ndarray:
     """Down-mix then resample to ``target_rate`` (linear operations: the order does not matter)."""
     return resample_sinc(downmix(channels_first), rate, target_rate)
+
+
+class SincResampler:
+    """``resample_sinc`` over a signal that arrives in pieces, with memory bounded by one piece.
+
+    ``push`` returns the output samples that the input so far determines; ``flush`` returns the rest.
+    The concatenated outputs equal ``resample_sinc`` of the concatenated input (the same filter rows,
+    computed in order), so a long file can be decoded and resampled without holding it at its native
+    rate (a 60 s 44.1 kHz file: 78 MiB less at the peak).
+    """
+
+    def __init__(self, orig_rate: int, new_rate: int, *, lowpass_filter_width: int = LOWPASS_FILTER_WIDTH,
+                 rolloff: float = ROLLOFF) -> None:
+        if int(orig_rate) != orig_rate or int(new_rate) != new_rate or orig_rate <= 0 or new_rate <= 0:
+            raise BadInputError(f"sample rates must be positive integers, got {orig_rate} -> {new_rate}")
+        g = math.gcd(int(orig_rate), int(new_rate))
+        self.same = orig_rate == new_rate
+        self._orig, self._new = int(orig_rate) // g, int(new_rate) // g
+        self._kernel, self._width = _sinc_kernel(self._orig, self._new, lowpass_filter_width, float(rolloff))
+        self._buffer = np.zeros(self._width)  # input from the first row not computed yet (zeros before 0)
+        self._seen = 0
+        self._made = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add mono samples; returns the float32 output samples now complete (maybe none)."""
+        samples = np.asarray(samples)
+        if samples.ndim != 1:
+            raise BadInputError(f"SincResampler expects mono samples [S], got shape {samples.shape}")
+        self._seen += samples.size
+        if self.same:
+            self._made += samples.size
+            return samples.astype(np.float32, copy=True)
+        self._buffer = np.concatenate([self._buffer, samples.astype(np.float64)])
+        return self._rows()
+
+    def flush(self) -> np.ndarray:
+        """The last output samples (the input is zero-padded at the end, as ``resample_sinc`` does)."""
+        if self.same:
+            return np.zeros(0, np.float32)
+        self._buffer = np.concatenate([self._buffer, np.zeros(self._width + self._orig)])
+        out = self._rows()
+        target = math.ceil(self._new * self._seen / self._orig) if self._seen else 0
+        keep = max(0, out.size - (self._made - target))
+        self._made = target
+        self._buffer = np.zeros(self._width)
+        return out[:keep]
+
+    def _rows(self) -> np.ndarray:
+        taps = self._kernel.shape[1]
+        if self._buffer.size < taps:
+            return np.zeros(0, np.float32)
+        rows = (self._buffer.size - taps) // self._orig + 1
+        windows = np.lib.stride_tricks.sliding_window_view(self._buffer[: (rows - 1) * self._orig + taps], taps)
+        out = (windows[:: self._orig] @ self._kernel.T).reshape(-1).astype(np.float32)
+        self._buffer = self._buffer[rows * self._orig:].copy()
+        self._made += out.size
+        return out

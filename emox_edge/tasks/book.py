@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
 from emox_edge.results import TaskResult
 from emox_edge.tasks import parsers
 from emox_edge.tasks.requests import TaskRequest
@@ -77,12 +78,12 @@ class TaskBook:
         if task == "sentiment":
             mode, _, rng = (variant or spec.get("default_prompt", "three_way")).partition(":")
             if mode not in spec["prompts"]:
-                raise ValueError(f"sentiment variant {mode!r} is not one of {', '.join(spec['prompts'])}")
+                raise BadInputError(f"sentiment variant {mode!r} is not one of {', '.join(spec['prompts'])}")
             if mode == "valence":
                 ranges = spec.get("valence_ranges", {})
                 key = rng or spec.get("default_valence_range", "mosi")
                 if key not in ranges:
-                    raise ValueError(f"valence range {key!r} is not one of {', '.join(ranges)}")
+                    raise BadInputError(f"valence range {key!r} is not one of {', '.join(ranges)}")
                 low, high = (float(v) for v in ranges[key])
                 text = spec["prompts"]["valence"].replace("{min}", _num(low)).replace("{max}", _num(high))
                 return Question(request, "default", text, (), "The valence score is ", ".", valence_range=(low, high))
@@ -113,13 +114,13 @@ class TaskBook:
             text = spec["prompt"].replace("{context}", context).replace("{current_user_input}", subtitle)
             text += spec.get("prompt_suffix", "").replace("{current_user_input}", subtitle)
             return Question(request, spec.get("template", "avamerg"), text, (), "<think>", "")
-        raise ValueError(f"unknown task {task!r}")
+        raise BadInputError(f"unknown task {task!r}")
 
     def _label_set(self, task: str, key: str):
         sets = self.tasks[task]["label_sets"]
         if key not in sets:
             extra = ", none" if task == "emotion" else ""
-            raise ValueError(f"{task} label set {key!r} is not one of {', '.join(sets)}{extra}")
+            raise BadInputError(f"{task} label set {key!r} is not one of {', '.join(sets)}{extra}")
         return sets[key]
 
     # ---------------------------------------------------------------- prompt segments
@@ -139,12 +140,12 @@ class TaskBook:
         parts: list[str | np.ndarray] = [text]
         for token, slots, name in self.placeholders:
             if name not in embeddings:
-                raise ValueError(f"no encoder output {name!r} for placeholder {token}")
+                raise BadInputError(f"no encoder output {name!r} for placeholder {token}")
             rows = np.asarray(embeddings[name], np.float32)
             if rows.ndim == 3 and rows.shape[0] == 1:
                 rows = rows[0]
             if rows.ndim != 2 or rows.shape[0] != slots:
-                raise ValueError(f"{name} must be [{slots}, width] for {token}, got {rows.shape}")
+                raise BadInputError(f"{name} must be [{slots}, width] for {token}, got {rows.shape}")
             out: list[str | np.ndarray] = []
             for part in parts:
                 if isinstance(part, str) and token in part:
@@ -201,7 +202,7 @@ def _pick(prompts: Sequence[str], variant: str | None, default: int, task: str) 
     if variant is None:
         return prompts[int(default)]
     if not variant.isdigit() or not 0 <= int(variant) < len(prompts):
-        raise ValueError(f"{task} variant must be a prompt index 0..{len(prompts) - 1}, got {variant!r}")
+        raise BadInputError(f"{task} variant must be a prompt index 0..{len(prompts) - 1}, got {variant!r}")
     return prompts[int(variant)]
 
 

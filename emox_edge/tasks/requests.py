@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from emox_edge.errors import BadInputError, InputTypeError
 from emox_edge.results import TASKS
 
 
@@ -33,11 +34,11 @@ class TaskRequest:
         if isinstance(spec, TaskRequest):
             return spec
         if not isinstance(spec, str):
-            raise TypeError(f"a task is a string such as 'emotion' or 'intent:mintrec2', got {type(spec).__name__}")
+            raise InputTypeError(f"a task is a string such as 'emotion' or 'intent:mintrec2', got {type(spec).__name__}")
         name, _, variant = spec.strip().partition(":")
         name = name.strip().lower().replace("-", "_")
         if name not in TASKS:
-            raise ValueError(f"unknown task {spec!r}; valid tasks: {', '.join(TASKS)} (optionally 'task:variant')")
+            raise BadInputError(f"unknown task {spec!r}; valid tasks: {', '.join(TASKS)} (optionally 'task:variant')")
         return cls(name, variant.strip().lower() or None)
 
     def __str__(self) -> str:
@@ -50,5 +51,5 @@ def parse_tasks(specs: "Iterable[str | TaskRequest] | str") -> list[TaskRequest]
         specs = [s for s in specs.split(",") if s.strip()]
     out = [TaskRequest.parse(s) for s in specs]
     if not out:
-        raise ValueError(f"no task given; valid tasks: {', '.join(TASKS)}")
+        raise BadInputError(f"no task given; valid tasks: {', '.join(TASKS)}")
     return out

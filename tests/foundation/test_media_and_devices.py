@@ -110,3 +110,16 @@ def test_default_threads_leaves_busy_cores_alone(monkeypatch, caplog):
     monkeypatch.setattr(devices, "busy_cpus", lambda window_s=0.2: 0.2)
     monkeypatch.setattr(devices.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert devices.default_threads() == 2  # a cpuset of two CPUs caps four cores
+
+
+def test_auto_falls_back_with_one_warning_naming_what_was_asked_and_used(caplog, monkeypatch):
+    from emox_edge import devices
+
+    if "CUDAExecutionProvider" in devices.ort_available_providers() or devices.llama_supports_gpu_offload():
+        pytest.skip("a GPU backend is present: auto does not fall back here")
+    monkeypatch.setattr(devices, "_warned", set())
+    with caplog.at_level("WARNING"):
+        assert resolve_device("auto").name == "cpu"
+        resolve_device("auto")
+    lines = [r.message for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and "device 'auto'" in lines[0] and "falling back to CPU" in lines[0]

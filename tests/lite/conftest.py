@@ -20,20 +20,6 @@ from emox_edge.vad import resample_linear
 
 
 @pytest.fixture(scope="session")
-def lite_bundle_dir() -> Path:
-    from converters.lite.build import build_lite_bundle
-
-    return build_lite_bundle()
-
-
-@pytest.fixture(scope="session")
-def lite_bundle(lite_bundle_dir):
-    from emox_edge.bundle import Bundle
-
-    return Bundle.open(lite_bundle_dir, verify="sha256")
-
-
-@pytest.fixture(scope="session")
 def cached_sources(lite_bundle_dir) -> dict[str, Path]:
     """The verified source files in the cache (fetched by the bundle build)."""
     from converters.lite import sources

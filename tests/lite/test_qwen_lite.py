@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emox_edge.options import PipelineOptions
+from emox_edge.analyzer import Analyzer
+from emox_edge.options import AnalyzerOptions
 from emox_edge.results import TASKS
 
 pytestmark = pytest.mark.slow
@@ -15,7 +16,6 @@ def test_qwen_lite_bundle_runs_every_task(demo_clip_file):
     from emox_edge.capture import resolve_source
     from emox_edge.demo import DEMO_TRANSCRIPT
     from converters.lite.build import build_lite_bundle
-    from emox_edge.lite.pipeline import LitePipeline
 
     bundle = Bundle.open(build_lite_bundle(lm="qwen2.5-1.5b"), verify="sha256")
     core = bundle.section("language_core")
@@ -24,7 +24,7 @@ def test_qwen_lite_bundle_runs_every_task(demo_clip_file):
     clip = next(iter(source.clips()))
     source.close()
     clip = type(clip)(**{**clip.__dict__, "subtitle": DEMO_TRANSCRIPT})
-    with LitePipeline.from_bundle(bundle, PipelineOptions(deterministic=True, n_threads=1, max_new_tokens=24)) as pipeline:
+    with Analyzer(bundle, AnalyzerOptions(deterministic=True, n_threads=1, max_new_tokens=24)) as pipeline:
         result = pipeline.analyze(clip, list(TASKS))
     assert result.bundle == "lite:qwen2.5-1.5b"
     assert all(task.valid for task in result.tasks.values()), result.to_dict()["tasks"]

@@ -48,12 +48,12 @@ def media_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def analyzer(tiny_bundle):
-    """A deterministic NanoEmoxPipeline on the tiny bundle (session-wide; tests must not close it)."""
-    from emox_edge.options import PipelineOptions
-    from emox_edge.pipeline import Pipeline
+    """A deterministic Analyzer on the tiny Nano-EmoX bundle (session-wide; tests must not close it)."""
+    from emox_edge.analyzer import Analyzer
+    from emox_edge.options import AnalyzerOptions
 
     # n_threads=1: on a shared, oversubscribed CPU llama.cpp threads spin-wait on each other (see docs/runtime.md)
-    pipe = Pipeline.from_bundle(tiny_bundle, PipelineOptions(deterministic=True, max_new_tokens=24, n_ctx=1024, n_threads=1))
+    pipe = Analyzer.from_bundle(tiny_bundle, AnalyzerOptions(deterministic=True, max_new_tokens=24, n_ctx=1024, n_threads=1))
     yield pipe
     pipe.close()
 

@@ -1,4 +1,5 @@
-"""Every script in examples/ runs on generated media with the tiny bundle."""
+"""Every script in examples/ runs on generated media, with the tiny Nano-EmoX bundle and with the default
+lite bundle (no --bundle: the examples' default)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,23 @@ def load(name: str):
     return module
 
 
+@pytest.fixture(params=["nano-emox", "lite"])
+def bundle_args(request) -> list[str]:
+    """``--bundle`` for the tiny Nano-EmoX bundle, or nothing: the default lite bundle."""
+    if request.param == "lite":
+        request.getfixturevalue("lite_bundle_dir")  # built (or found) once per session
+        return []
+    return ["--bundle", str(request.getfixturevalue("tiny_bundle"))]
+
+
 def test_every_example_is_tested():
     tested = {"live_webcam", "analyze_file", "app_callback", "empathetic_dialogue"}
     assert {p.stem for p in (REPO / "examples").glob("*.py")} == tested
 
 
-def test_live_webcam(tiny_bundle, paced_capture, capsys, monkeypatch):
+def test_live_webcam(bundle_args, paced_capture, capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
-    code = load("live_webcam").main(["--bundle", str(tiny_bundle), "--window", "0.6", "--max-clips", "2",
+    code = load("live_webcam").main([*bundle_args, "--window", "0.6", "--max-clips", "2",
                                      "--n-threads", "1"], camera_factory=paced_capture)
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
@@ -34,9 +44,9 @@ def test_live_webcam(tiny_bundle, paced_capture, capsys, monkeypatch):
     assert paced_capture.made and paced_capture.made[0].delivered >= 15
 
 
-def test_analyze_file_as_a_script(tiny_bundle, media_dir):
+def test_analyze_file_as_a_script(bundle_args, media_dir):
     out = subprocess.run([sys.executable, str(REPO / "examples" / "analyze_file.py"), str(media_dir / "clip.mp4"),
-                          "--bundle", str(tiny_bundle), "--subtitle", "We won!", "--n-threads", "1"],
+                          *bundle_args, "--subtitle", "We won!", "--n-threads", "1"],
                          capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr
     import json
@@ -47,15 +57,15 @@ def test_analyze_file_as_a_script(tiny_bundle, media_dir):
     assert "faces: 1" in out.stdout
 
 
-def test_app_callback(tiny_bundle, media_dir, capsys):
-    assert load("app_callback").main([str(media_dir / "clip.mp4"), "--bundle", str(tiny_bundle), "--n-threads", "1"]) == 0
+def test_app_callback(bundle_args, media_dir, capsys):
+    assert load("app_callback").main([str(media_dir / "clip.mp4"), *bundle_args, "--n-threads", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-1].startswith("final mood: ") and out[-1].endswith("(2 updates)")  # 3 s in 1.5 s windows
     assert out[0].startswith("mood: ")
 
 
-def test_empathetic_dialogue(tiny_bundle, media_dir, capsys):
-    argv = ["--bundle", str(tiny_bundle), "--n-threads", "1", str(media_dir / "short.mp4"), "I failed my exam.",
+def test_empathetic_dialogue(bundle_args, media_dir, capsys):
+    argv = [*bundle_args, "--n-threads", "1", str(media_dir / "short.mp4"), "I failed my exam.",
             str(media_dir / "clip.mp4"), "I studied for weeks."]
     assert load("empathetic_dialogue").main(argv) == 0
     out = capsys.readouterr().out.splitlines()
@@ -69,8 +79,8 @@ def test_dialogue_turns_come_in_pairs(tiny_bundle):
 
 
 def test_the_runtime_never_imports_torch():
-    code = ("import sys; import emox_edge.pipeline, emox_edge.nanoemox, emox_edge.capture, emox_edge.output, "
-            "emox_edge.cli.run, emox_edge.cli.analyze; "
+    code = ("import sys; import emox_edge.analyzer, emox_edge.api, emox_edge.kinds.nanoemox, emox_edge.kinds.lite, "
+            "emox_edge.capture, emox_edge.output, emox_edge.cli.run, emox_edge.cli.analyze; "
             "bad = [m for m in ('torch', 'transformers', 'converters') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -22,6 +22,7 @@ from emox_edge.capture import (
     resolve_source,
 )
 from emox_edge.capture.segment import shape_spans
+from emox_edge.errors import MediaError
 from emox_edge.media import Clip
 from emox_edge.preprocess import preprocess_clip, resample_sinc
 
@@ -169,9 +170,11 @@ def test_unreadable_image(tmp_path):
 
 
 def test_zero_length_audio(media_dir):
-    (clip,) = _clips(media_dir / "empty.wav")
-    assert clip.audio.size == 0 and clip.frames.shape[0] == 0
-    inputs = preprocess_clip(clip)
+    # a WAV with no samples holds nothing to analyse: bad input, never an empty clip (issue 17)
+    with pytest.raises(MediaError, match="empty.wav: no decodable video frame and no audio sample"):
+        _clips(media_dir / "empty.wav")
+    clip = Clip(frames=np.zeros((0, 1, 1, 3), np.uint8), frame_times=np.zeros(0), audio=np.zeros(0, np.float32))
+    inputs = preprocess_clip(clip)  # an empty clip made in memory still preprocesses to silence
     assert np.all(inputs.waveforms == 0.0)
 
 

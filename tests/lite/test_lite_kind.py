@@ -1,4 +1,4 @@
-"""End to end: the six tasks on the generated demo clip, through the API and the CLI."""
+"""The lite kind end to end: the six tasks on the generated demo clip, through the analyzer and the CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 
 from emox_edge.capture import resolve_source
 from emox_edge.media import Clip
-from emox_edge.options import PipelineOptions
+from emox_edge.analyzer import Analyzer
+from emox_edge.errors import BadInputError, InputTypeError
+from emox_edge.options import AnalyzerOptions, FaceOptions, LiteOptions
 from emox_edge.results import TASKS
 
 ALL = list(TASKS)
@@ -18,17 +20,19 @@ ALL = list(TASKS)
 
 @pytest.fixture(scope="module")
 def pipeline(lite_bundle):
-    from emox_edge.lite.pipeline import LitePipeline
-
-    with LitePipeline.from_bundle(lite_bundle, PipelineOptions(deterministic=True, n_threads=1, max_new_tokens=12)) as p:
+    with Analyzer(lite_bundle, AnalyzerOptions(deterministic=True, n_threads=1, max_new_tokens=12)) as p:
         yield p
 
 
 @pytest.fixture(scope="module")
 def first_clip(demo_clip_file) -> Clip:
+    import dataclasses
+
+    from emox_edge.demo import DEMO_TRANSCRIPT
+
     source = resolve_source(str(demo_clip_file))
     try:
-        return next(iter(source.clips()))
+        return dataclasses.replace(next(iter(source.clips())), subtitle=DEMO_TRANSCRIPT)
     finally:
         source.close()
 
@@ -56,9 +60,7 @@ def test_analyze_gives_every_task(pipeline, first_clip):
 
 
 def test_perception_only_tasks_do_not_load_the_language_core(lite_bundle, first_clip):
-    from emox_edge.lite.pipeline import LitePipeline
-
-    with LitePipeline.from_bundle(lite_bundle, PipelineOptions(n_threads=2)) as p:
+    with Analyzer(lite_bundle, AnalyzerOptions(n_threads=2)) as p:
         result = p.analyze(first_clip, ["emotion", "sentiment:valence:sims", "emotion"])
         assert p._core is None
     assert -1 <= result.tasks["sentiment"].score <= 1
@@ -70,38 +72,39 @@ def test_variants(pipeline, first_clip):
     assert result.tasks["intent"].valid
 
 
-def test_silent_faceless_clip(pipeline):
+def test_silent_faceless_clip_abstains(pipeline):
     clip = Clip(frames=np.full((4, 120, 160, 3), 40, np.uint8), frame_times=np.arange(4) / 4.0,
                 audio=np.zeros(16000, np.float32), start=0.0, end=1.0, source="blank")
-    result = pipeline.analyze(clip, ["emotion", "sentiment"])
-    assert result.tasks["emotion"].label == "neutral" and result.faces == ()
-    assert result.perception["voice"] is None
+    result = pipeline.analyze(clip, ["emotion", "sentiment", "intent"])
+    for name in ("emotion", "sentiment"):  # no face, no speech: no evidence, no made-up label
+        task = result.tasks[name]
+        assert task.label is None and task.abstained and "no face and no speech" in task.abstain_reason
+    assert result.tasks["intent"].abstained and "no words" in result.tasks["intent"].abstain_reason
+    assert result.faces == () and result.perception["voice"] is None
+    assert "abstained" in result.line() and result.to_dict()["tasks"]["emotion"]["abstained"] is True
 
 
 def test_analyze_misuse(pipeline, first_clip, lite_bundle):
-    with pytest.raises(ValueError, match="valid tasks"):
+    with pytest.raises(BadInputError, match="valid tasks"):
         pipeline.analyze(first_clip, ["mood"])
-    with pytest.raises(TypeError, match="Clip"):
-        pipeline.analyze(np.zeros((4, 4, 3), np.uint8), ["emotion"])
-    with pytest.raises(ValueError, match="mer, meld, iemocap"):
+    with pytest.raises(InputTypeError, match="accepted"):
+        pipeline.analyze(42, ["emotion"])
+    with pytest.raises(BadInputError, match="mer, meld, iemocap"):
         pipeline.analyze(first_clip, ["emotion:ravdess"])
-    with pytest.raises(ValueError, match="intent label set"):
+    with pytest.raises(BadInputError, match="intent label set"):
         pipeline.analyze(first_clip, ["intent:atis"])
-    from emox_edge.lite.pipeline import LitePipeline
-
-    with pytest.raises(ValueError, match="injection"):
-        LitePipeline.from_bundle(lite_bundle, PipelineOptions(extra={"injection": "telepathy"}))
-    with pytest.raises(ValueError, match="fer_precision"):
-        LitePipeline.from_bundle(lite_bundle, PipelineOptions(extra={"fer_precision": "fp16"}))
-    with pytest.raises(ValueError, match="lite_frames"):
-        LitePipeline.from_bundle(lite_bundle, PipelineOptions(extra={"lite_frames": 0}))
+    with pytest.raises(BadInputError, match="injection"):
+        LiteOptions(injection="telepathy")
+    with pytest.raises(BadInputError, match="fer_precision"):
+        LiteOptions(fer_precision="fp16")
+    with pytest.raises(BadInputError, match="face frames"):
+        FaceOptions(frames=0)
 
 
 def test_int8_expression_graph_on_request(lite_bundle, first_clip):
-    from emox_edge.lite.pipeline import LitePipeline
-
-    with LitePipeline.from_bundle(lite_bundle, PipelineOptions(n_threads=2, extra={"fer_precision": "int8"})) as p:
-        assert p._expression is not None
+    options = AnalyzerOptions(n_threads=2, lite=LiteOptions(fer_precision="int8"))
+    with Analyzer(lite_bundle, options) as p:
+        assert p._faces.expression is not None
         result = p.analyze(first_clip, ["emotion"])
     assert result.tasks["emotion"].label == "happy"
 

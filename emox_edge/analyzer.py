@@ -1,0 +1,383 @@
+"""``Analyzer``: one analyzer for every bundle kind.
+
+It owns the stages every bundle shares: opening the bundle and checking its manifest, the device and
+thread budget, face detection + tracking, the language core (one GPU-offload rule), sampling
+defaults, task parsing and variant checks, timing keys, result assembly and the live loop. A bundle
+kind (``emox_edge.kinds``) contributes only its perception and its prompts.
+
+    import emox_edge
+
+    with emox_edge.load() as analyzer:                      # the default lite bundle
+        result = analyzer.analyze("talk.mp4", ["emotion", "intent"])
+        for result in analyzer.stream(0, ["emotion"]):     # camera 0
+            print(result.line())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from emox_edge.bundle import Bundle
+from emox_edge.devices import default_threads, resolve_device
+from emox_edge.errors import BadInputError, InputTypeError
+from emox_edge.faces.persons import largest_track, persons
+from emox_edge.faces.stage import FaceStage
+from emox_edge.kinds import kind_class
+from emox_edge.media import Clip
+from emox_edge.options import AnalyzerOptions
+from emox_edge.results import ClipResult, TaskResult
+from emox_edge.tasks import TaskRequest, parse_tasks
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GENERATION = {"temperature": 0.7, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.0, "max_new_tokens": 256}
+
+
+class Analyzer:
+    """Analyse clips, files, arrays and live sources with one bundle.
+
+    Create with ``Analyzer.from_bundle(path, options)`` or ``emox_edge.load()``; ``close()`` (or a
+    ``with`` block) frees the models.
+
+    Raises (on construction):
+        FileNotFoundError: no bundle at ``path``.
+        BundleError: a corrupt bundle, an unknown kind, a manifest missing an entry its kind needs.
+        BadInputError: an option the bundle cannot honour (e.g. a quantization it does not have).
+    """
+
+    def __init__(self, bundle: Bundle, options: AnalyzerOptions | None = None) -> None:
+        options = options or AnalyzerOptions()
+        if not isinstance(options, AnalyzerOptions):
+            raise InputTypeError(f"options must be an AnalyzerOptions, got {type(options).__name__}")
+        self.bundle = bundle
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.n_threads = options.n_threads or default_threads()
+        self._core = None
+        self._faces: FaceStage | None = None
+        self._kind = None
+        self._gguf = self._choose_gguf()
+        try:
+            self._kind = kind_class(bundle.kind, where=bundle.root)(bundle, self)
+            self._faces = FaceStage(bundle, options.faces, default_frames=self._kind.default_face_frames,
+                                    providers=self.device.ort_providers, n_threads=self.n_threads,
+                                    fer_precision=options.lite.fer_precision)
+            if self._kind.eager_core:
+                _ = self.core
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_bundle(cls, path: "str | os.PathLike | Bundle | None" = None,
+                    options: AnalyzerOptions | None = None) -> "Analyzer":
+        """Open the bundle at ``path`` (None: the default lite bundle, built on first use)."""
+        if path is None:
+            from emox_edge.default_bundle import default_bundle_path
+
+            path = default_bundle_path()
+        bundle = path if isinstance(path, Bundle) else Bundle.open(path)
+        return cls(bundle, options)
+
+    @property
+    def name(self) -> str:
+        return f"{self.bundle.kind}:{self.bundle.name}"
+
+    @property
+    def kind(self) -> str:
+        return self.bundle.kind
+
+    @property
+    def bundle_kind(self):
+        """The kind's part of the analyzer (``emox_edge.kinds``): its perception and prompts."""
+        return self._kind
+
+    # ------------------------------------------------------------------ shared services for the kinds
+    def _choose_gguf(self) -> str:
+        section = self.bundle.require("language_core")
+        ggufs = self.bundle.require("language_core.gguf")
+        quant = self.options.quant or section.get("default")
+        if quant not in ggufs:
+            raise BadInputError(f"option quant={quant!r}: bundle {self.bundle.root} has {', '.join(ggufs) or 'none'}")
+        return ggufs[quant]
+
+    @property
+    def core(self):
+        """The language core (llama.cpp), loaded on first use; all its layers on the GPU whenever
+        llama.cpp has a GPU backend and the device is not "cpu" (``ResolvedDevice.llama_gpu_offload``)."""
+        if self._core is None:
+            from emox_edge.llm import LanguageCore
+
+            n_ctx = self.options.n_ctx
+            if self._kind is not None and self._kind.max_ctx:
+                n_ctx = min(n_ctx, self._kind.max_ctx)
+            t0 = time.perf_counter()
+            self._core = LanguageCore.from_file(self.bundle.path(self._gguf), n_ctx=n_ctx, n_threads=self.n_threads,
+                                                n_gpu_layers=-1 if self.device.llama_gpu_offload else 0)
+            log.info("language core %s loaded in %.0f ms", self._gguf, (time.perf_counter() - t0) * 1000.0)
+        return self._core
+
+    def sampling(self, *, max_new_tokens: int | None = None, greedy: bool = False,
+                 repeat_penalty: float | None = None) -> dict[str, Any]:
+        """Sampling arguments for ``LanguageCore.generate``, the same rule for every kind.
+
+        ``max_new_tokens`` is the task's own budget (None: the bundle's ``generation.max_new_tokens``);
+        ``options.max_new_tokens`` caps it. Deterministic options (the default) or ``greedy`` give
+        greedy decoding with a fixed seed; otherwise the bundle's ``generation`` settings sample.
+        """
+        g = {**DEFAULT_GENERATION, **dict(getattr(self._kind, "generation", None) or {})}
+        cap = self.options.max_new_tokens
+        if max_new_tokens is None:
+            n = cap or int(g["max_new_tokens"])
+        else:
+            n = min(max_new_tokens, cap) if cap else max_new_tokens
+        seed = self.options.seed
+        if greedy or self.options.deterministic:
+            return dict(max_new_tokens=n, temperature=0.0, top_p=1.0, top_k=0,
+                        repeat_penalty=1.0 if repeat_penalty is None else repeat_penalty,
+                        seed=0 if seed is None else seed)
+        return dict(max_new_tokens=n, temperature=float(g["temperature"]), top_p=float(g["top_p"]),
+                    top_k=int(g["top_k"]),
+                    repeat_penalty=float(g["repetition_penalty"]) if repeat_penalty is None else repeat_penalty,
+                    seed=seed)
+
+    # ------------------------------------------------------------------ tasks
+    def check_tasks(self, tasks: "Sequence[str | TaskRequest] | str") -> list[TaskRequest]:
+        """Parse tasks ("emotion", "intent:mintrec2", ...) and check their variants against this bundle.
+
+        The same request twice is answered once; the same task with another variant is answered
+        under the key "task:variant".
+
+        Raises:
+            BadInputError: an unknown task or variant (the message lists the valid ones).
+        """
+        try:
+            requests = list(dict.fromkeys(parse_tasks(tasks)))
+        except TypeError as exc:
+            raise InputTypeError(str(exc)) from exc
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from exc
+        for request in requests:
+            self._kind.check_variant(request)
+        return requests
+
+    def info(self) -> dict[str, Any]:
+        """What this analyzer runs: bundle, kind, tasks and their variants, device, versions."""
+        import llama_cpp
+        import onnxruntime
+
+        from emox_edge._version import __version__
+
+        return {"bundle": str(self.bundle.root), "kind": self.kind, "name": self.name,
+                "tasks": self._kind.variants(), "device": {"requested": self.device.requested, "name": self.device.name,
+                                                           "ort_providers": list(self.device.ort_providers),
+                                                           "llama_gpu_offload": self.device.llama_gpu_offload},
+                "n_threads": self.n_threads,
+                "versions": {"emox_edge": __version__, "llama_cpp_python": llama_cpp.__version__,
+                             "onnxruntime": onnxruntime.__version__}}
+
+    # ------------------------------------------------------------------ analysis
+    def analyze(self, item: Any, tasks: "Sequence[str | TaskRequest] | str" = ("emotion",), *,
+                history: Sequence[str] = (), subtitle: str = "") -> "ClipResult | list[ClipResult]":
+        """Answer ``tasks`` on a ``Clip``, a file, an image array or a directory.
+
+        A ``Clip``, an array or a file gives one ``ClipResult`` (a file is one clip); a directory gives
+        a list, one per file (a file that cannot be read gives a result with ``error`` set).
+
+        Args:
+            item: a ``Clip``; a path (video, audio, image, directory); a uint8 RGB image [H, W, 3].
+            tasks: task names, optionally with a variant ("intent:mintrec2").
+            history: earlier dialogue turns for ``empathize`` ("user: ..." lines).
+            subtitle: the transcript, for clips that carry none.
+
+        Raises:
+            BadInputError / InputTypeError: an unknown task or variant, an unsupported item.
+            FileNotFoundError: no such file.
+            MediaError: a file that is not readable media.
+        """
+        requests = self.check_tasks(tasks)
+        if isinstance(item, Clip):
+            clip = item if item.subtitle or not subtitle else dataclasses.replace(item, subtitle=subtitle)
+            return self.analyze_clip(clip, requests, history=history)
+        from pathlib import Path
+
+        from emox_edge.capture import Segmentation
+
+        directory = isinstance(item, (str, os.PathLike)) and Path(item).expanduser().is_dir()
+        results = list(self.stream(item, requests, history=history, subtitle=subtitle,
+                                   segmentation=Segmentation(mode="whole")))
+        if directory:
+            return results
+        if len(results) == 1:
+            return results[0]
+        return results
+
+    def analyze_clip(self, clip: Clip, requests: Sequence[TaskRequest], *, history: Sequence[str] = ()) -> ClipResult:
+        """Answer checked ``requests`` (see ``check_tasks``) on one clip."""
+        if not isinstance(clip, Clip):
+            raise InputTypeError(f"analyze_clip() takes an emox_edge.media.Clip, got {type(clip).__name__}")
+        t_start = time.perf_counter()
+        if clip.error:
+            return self._failed(clip, clip.error, {})
+        frame_faces, timings = self._faces.detect(clip.frames, clip.frame_times)
+        if clip.frames.shape[0] == 0 and clip.audio.size == 0:
+            results = {}
+            for request in requests:
+                results[_key(request, results)] = TaskResult.abstain(request.task, "the clip holds no frames and no audio")
+            evidence = None
+        else:
+            evidence = self._kind.perceive(clip, frame_faces)
+            timings.update(evidence.timings)
+            results = {}
+            for request in requests:
+                t0 = time.perf_counter()
+                result = self._kind.answer(request, evidence, clip, history)
+                result = dataclasses.replace(result, timings={**result.timings, "total_ms": _ms(t0)})
+                results[_key(request, results)] = result
+        for key in ("prefill_ms", "decode_ms"):
+            spent = [r.timings[key] for r in results.values() if key in r.timings]
+            if spent:
+                timings[key] = float(sum(spent))
+        timings["total_ms"] = _ms(t_start)
+        faces = next((found for _, found in reversed(frame_faces) if found), ())
+        frame, frame_time = _last_frame(clip, frame_faces)
+        perception = dict(evidence.perception) if evidence else {}
+        speaker = _speaker(frame_faces, perception.get("speech_segments") or ())
+        return ClipResult(source=clip.source, start=clip.start, end=clip.end, bundle=self.name, tasks=results,
+                          faces=tuple(faces), perception=perception, timings=timings, frame_faces=tuple(frame_faces),
+                          speaker=speaker, persons=tuple(p.to_dict() for p in persons(frame_faces, speaker=speaker)),
+                          frame=frame, frame_time=frame_time)
+
+    def _failed(self, clip: Clip, error: str, timings: dict[str, float]) -> ClipResult:
+        return ClipResult(source=clip.source, start=clip.start, end=clip.end, bundle=self.name, tasks={},
+                          timings=timings, error=error)
+
+    def detect_faces(self, frame: np.ndarray, *, t: float | None = None, tracker: Any = None):
+        """Tracked faces of one uint8 RGB frame, with expressions when the bundle has an expression model.
+
+        ``tracker`` (an ``emox_edge.faces.FaceTracker``) keeps ids per caller, e.g. one per stream;
+        None uses the analyzer's own.
+        """
+        return self._faces.detect_frame(frame, tracker=tracker, t=t)
+
+    # ------------------------------------------------------------------ streams
+    def stream(self, source: Any, tasks: "Sequence[str | TaskRequest] | str" = ("emotion",), **kwargs: Any
+               ) -> Iterator[ClipResult]:
+        """Yield one ``ClipResult`` per clip of ``source`` (see ``iter_clips`` for the arguments)."""
+        for _, result in self.iter_clips(source, tasks, **kwargs):
+            yield result
+
+    def iter_clips(self, source: Any, tasks: "Sequence[str | TaskRequest] | str" = ("emotion",), *,
+                   window_s: float = 4.0, vad: bool = False, segmentation: Any = None, history: Sequence[str] = (),
+                   max_clips: int | None = None, callback: Callable[[ClipResult], Any] | None = None,
+                   source_options: dict[str, Any] | None = None, subtitle: str = "",
+                   ) -> Iterator[tuple[Clip, ClipResult]]:
+        """Yield ``(clip, result)`` per clip of ``source`` (anything ``resolve_source`` accepts: a camera
+        index, a file, a directory, a URL, arrays).
+
+        A clip whose analysis fails yields a result with ``error`` set and the loop goes on. ``callback``
+        (if given) gets every result before it is yielded. The source is closed when the generator ends
+        or is closed (Ctrl-C included). ``subtitle`` is given to clips that carry none.
+
+        Raises:
+            BadInputError: an unknown task or variant; ``max_clips`` < 1; a bad ``window_s``.
+            InputTypeError / FileNotFoundError / ConnectionError: from ``resolve_source``.
+        """
+        from emox_edge.capture import Segmentation, resolve_source
+
+        requests = self.check_tasks(tasks)  # bad variants fail before any clip
+        if max_clips is not None and max_clips < 1:
+            raise BadInputError(f"max_clips must be >= 1, got {max_clips}")
+        if segmentation is None:
+            segmentation = self._segmentation(window_s, vad)
+        src = resolve_source(source, segmentation=segmentation, **(source_options or {}))
+        count = 0
+        try:
+            clips = src.clips()
+            while max_clips is None or count < max_clips:
+                t0 = time.perf_counter()
+                try:
+                    clip = next(clips)
+                except StopIteration:
+                    break
+                capture_ms = _ms(t0)
+                if subtitle and not clip.subtitle:
+                    clip = dataclasses.replace(clip, subtitle=subtitle)
+                try:
+                    result = self.analyze_clip(clip, requests, history=history)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # the live loop survives one bad clip
+                    log.error("clip %.1f-%.1f s of %s failed: %s: %s", clip.start, clip.end, clip.source,
+                              type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                    result = self._failed(clip, f"{type(exc).__name__}: {exc}", {})
+                result = dataclasses.replace(result, timings={"capture_ms": capture_ms, **dict(result.timings)})
+                count += 1
+                if callback is not None:
+                    callback(result)
+                yield clip, result
+        finally:
+            stats = src.stats()
+            if stats:
+                log.info("source %s: %s", src.name, ", ".join(f"{k}={v}" for k, v in stats.items()))
+            src.close()
+
+    def _segmentation(self, window_s: float, vad: bool):
+        from emox_edge.capture import Segmentation
+        from emox_edge.capture.segment import default_vad, vad_from_bundle
+
+        if not isinstance(window_s, (int, float)) or not window_s > 0:
+            raise BadInputError(f"window_s must be a number of seconds > 0, got {window_s!r}")
+        if not vad:
+            return Segmentation(mode="fixed", window_s=float(window_s))
+        return Segmentation(mode="vad", window_s=float(window_s), vad=vad_from_bundle(self.bundle) or default_vad())
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Free the models (idempotent)."""
+        for part in (self._faces, self._kind, self._core):
+            if part is not None:
+                part.close()
+        self._faces = self._kind = self._core = None
+
+    def __enter__(self) -> "Analyzer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _last_frame(clip: Clip, frame_faces) -> tuple[np.ndarray | None, float | None]:
+    if clip.frames.shape[0] == 0:
+        return None, None
+    if frame_faces:
+        t = frame_faces[-1][0]
+        index = int(np.argmin(np.abs(clip.frame_times - t)))
+    else:
+        index = clip.frames.shape[0] - 1
+    return clip.frames[index].copy(), float(clip.frame_times[index])  # a copy: the clip's frames can go
+
+
+def _speaker(frame_faces, speech_segments) -> int | None:
+    """The face the language tasks speak about: the one whose mouth moves while speech is heard, else
+    the largest."""
+    try:
+        from emox_edge.faces.speaker import choose_speaker
+    except ImportError:
+        return largest_track(frame_faces)
+    return choose_speaker(list(frame_faces), [tuple(s) for s in speech_segments])
+
+
+def _key(request: TaskRequest, results: dict) -> str:
+    """A task's key in ``ClipResult.tasks``: its name, or "task:variant" when the name is taken."""
+    return request.task if request.task not in results else str(request)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0

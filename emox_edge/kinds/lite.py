@@ -1,0 +1,222 @@
+"""The lite bundle kind: face expression + voice prosody fused, and a small language core for words.
+
+``emotion`` and ``sentiment`` come from the fused perception alone (no language model is loaded for
+them); with no face and no speech they abstain. ``open_vocab_emotion``, ``intent``, ``reason`` and
+``empathize`` ask the bundle's language core, with the perception injected as text or as lexical
+embeddings (``lite.injection`` in the manifest); ``intent`` abstains when there are no words.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+import numpy as np
+
+from emox_edge.errors import BadInputError
+from emox_edge.kinds.base import BundleKind, Evidence
+from emox_edge.lite.injection import PromptBuilder
+from emox_edge.lite.perception import DEFAULT_LABEL_SET, Perception, fuse, label_sets
+from emox_edge.lite.prosody import estimate_affect, prosody_features
+from emox_edge.lite.tables import SENTIMENT_LABELS, intent_labels, nano_task, table
+from emox_edge.llm.segments import UntrustedText
+from emox_edge.media import Clip
+from emox_edge.results import TaskResult
+from emox_edge.tasks import TaskRequest, parse_empathy, parse_label, parse_open_vocab, postprocess_reply
+from emox_edge.vad import SileroVAD, VADOptions
+
+log = logging.getLogger(__name__)
+
+FREE_TEXT_REPEAT_PENALTY = 1.2
+NO_EVIDENCE = "no face and no speech in the clip"
+NO_WORDS = "no words: the clip has no transcript or subtitle"
+
+
+class LiteKind(BundleKind):
+    """Lite bundles: CenterFace + mini-Xception FER + Silero VAD + prosody, and a small GGUF core."""
+
+    kind = "lite"
+    default_face_frames = 8
+    max_ctx = 4096
+
+    def __init__(self, bundle, services) -> None:
+        super().__init__(bundle, services)
+        for entry in ("language_core.gguf", "language_core.default", "graphs.face_detector.file",
+                      "graphs.expression.file", "graphs.vad.file"):
+            bundle.require(entry)  # a damaged manifest fails here, naming the entry
+        lite = bundle.manifest.get("lite") or {}
+        self.injection = services.options.lite.injection or str(lite.get("injection", "text"))
+        self._vad = SileroVAD(bundle.path(bundle.require("graphs.vad.file")), n_threads=1)
+        self._builder = None
+
+    def variants(self) -> dict[str, list[str]]:
+        ranges = list(nano_task("sentiment")["valence_ranges"])
+        return {"sentiment": ["three_way", "valence", *(f"valence:{r}" for r in ranges)],
+                "emotion": list(label_sets()), "intent": ["mintrec", "mintrec2"],
+                "open_vocab_emotion": [], "reason": [], "empathize": []}
+
+    def check_variant(self, request: TaskRequest) -> None:
+        variant = request.variant
+        if variant is None:
+            return
+        if request.task == "emotion" and variant not in label_sets():
+            raise BadInputError(f"emotion variant {variant!r} is not supported by the lite bundle; "
+                                f"use one of: {', '.join(label_sets())}")
+        if request.task == "intent":
+            try:
+                intent_labels(variant)
+            except ValueError as exc:
+                raise BadInputError(str(exc)) from exc
+        if request.task == "sentiment":
+            mode, _, rng = variant.partition(":")
+            ranges = nano_task("sentiment")["valence_ranges"]
+            if mode not in ("three_way", "valence") or (rng and rng not in ranges):
+                raise BadInputError(f"sentiment variant {variant!r}: use three_way, valence or valence:<range> with "
+                                    f"range one of {', '.join(ranges)}")
+
+    # ------------------------------------------------------------------ perception
+    def perceive(self, clip: Clip, frame_faces) -> Evidence:
+        """Fuse the main face's expression over the analysed frames with the voice's prosody."""
+        timings: dict[str, float] = {}
+        main_probs = []
+        for _, faces in frame_faces:
+            scored = [f for f in faces if f.expression]
+            if scored:
+                main = max(scored, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) * f.score)
+                main_probs.append([main.expression[c] for c in main.expression])
+                classes = list(main.expression)
+        expression = {c: float(p) for c, p in zip(classes, np.mean(main_probs, axis=0))} if main_probs else None
+        voice = features = None
+        segments: list[tuple[float, float]] = []
+        if clip.audio.size >= clip.sample_rate // 4:
+            t0 = time.perf_counter()
+            segments = self._vad.speech_segments(clip.audio, clip.sample_rate, VADOptions(min_speech_s=0.2))
+            timings["vad_ms"] = _ms(t0)
+            if segments:
+                t0 = time.perf_counter()
+                sr = clip.sample_rate
+                speech = np.concatenate([clip.audio[int(s * sr): int(e * sr)] for s, e in segments])
+                features = prosody_features(speech, sr)
+                voice = estimate_affect(features)
+                timings["prosody_ms"] = _ms(t0)
+        perception = fuse(expression, voice, prosody=features, face_frames=(len(main_probs), len(frame_faces)))
+        perception = Perception(**{**perception.__dict__, "extra": {
+            "speech_segments": [[round(s, 3), round(e, 3)] for s, e in segments]}})
+        return Evidence(perception=perception.to_dict(), timings=timings, state=perception, transcript=clip.subtitle)
+
+    # ------------------------------------------------------------------ tasks
+    def answer(self, request: TaskRequest, evidence: Evidence, clip: Clip, history: Sequence[str]) -> TaskResult:
+        return getattr(self, f"_task_{request.task}")(evidence.state, evidence.transcript, tuple(history), request.variant)
+
+    @staticmethod
+    def _no_evidence(p: Perception) -> bool:
+        return p.expression is None and p.voice is None
+
+    def _task_emotion(self, p: Perception, words: str, history, variant) -> TaskResult:
+        if self._no_evidence(p):
+            return TaskResult.abstain("emotion", NO_EVIDENCE)
+        probs = p.emotion(variant or DEFAULT_LABEL_SET)
+        label = max(probs, key=probs.get)
+        return TaskResult("emotion", f"The most likely label is {label}.", label=label, labels=(label,),
+                          valid=True, score=round(float(probs[label]), 4))
+
+    def _task_sentiment(self, p: Perception, words: str, history, variant) -> TaskResult:
+        if self._no_evidence(p):
+            return TaskResult.abstain("sentiment", NO_EVIDENCE)
+        label = p.sentiment_label
+        mode, _, rng = (variant or "three_way").partition(":")
+        if mode == "valence":
+            spec = nano_task("sentiment")
+            low, high = spec["valence_ranges"][rng or spec["default_valence_range"]]
+            score = round(p.valence * (high - low) / 2 + (high + low) / 2, 2)
+            return TaskResult("sentiment", f"The valence score is {score:.2f}.", label=label, labels=(label,),
+                              valid=True, score=score)
+        return TaskResult("sentiment", f"The character's sentiment state is {label}.", label=label, labels=(label,),
+                          valid=label in SENTIMENT_LABELS, score=round(p.valence, 4))
+
+    @property
+    def builder(self) -> PromptBuilder:
+        if self._builder is None:
+            section = self.bundle.section("language_core")
+            self._builder = PromptBuilder(self.services.core, mode=self.injection, chat_format=section.get("chat_format"))
+        return self._builder
+
+    def _ask(self, p: Perception, words: str, history, question: str, *, max_new_tokens: int,
+             grammar: str | None = None, greedy: bool = False, prefix: str = "", stop=(),
+             repeat_penalty: float = FREE_TEXT_REPEAT_PENALTY):
+        """Generate an answer. Small models loop under greedy decoding, so free text gets a repeat penalty."""
+        core = self.services.core
+        user = UntrustedText(core.has_special)  # a transcript must not inject <|im_end|>
+        segments = user.resolve(self.builder.segments(p, question, subtitle=user(words),
+                                                      history=[user(turn) for turn in history],
+                                                      assistant_prefix=prefix))
+        return core.generate(segments, grammar=grammar, stop=stop,
+                             **self.services.sampling(max_new_tokens=max_new_tokens, greedy=greedy,
+                                                      repeat_penalty=repeat_penalty))
+
+    @staticmethod
+    def _timings(*results) -> dict[str, float]:
+        return {"prefill_ms": round(sum(r.prefill_ms for r in results), 2),
+                "decode_ms": round(sum(r.decode_ms for r in results), 2),
+                "n_prompt": float(sum(r.n_prompt for r in results)),
+                "n_generated": float(sum(r.n_generated for r in results))}
+
+    def _task_open_vocab_emotion(self, p: Perception, words: str, history, variant) -> TaskResult:
+        if self._no_evidence(p) and not words.strip():
+            return TaskResult.abstain("open_vocab_emotion", NO_EVIDENCE)
+        cfg = table("tasks")["open_vocab_emotion"]
+        grammar = cfg["grammar"] if self.services.options.constrain else None
+        out = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"], grammar=grammar,
+                        stop=["\n", "."], repeat_penalty=1.5)
+        text = postprocess_reply(out.text)
+        labels = parse_open_vocab(text, empty_label="")
+        return TaskResult("open_vocab_emotion", text, label=labels[0] if labels else None, labels=labels,
+                          valid=bool(labels), timings=self._timings(out))
+
+    def _task_intent(self, p: Perception, words: str, history, variant) -> TaskResult:
+        from emox_edge.llm import label_grammar
+
+        if not words.strip():
+            return TaskResult.abstain("intent", NO_WORDS)
+        cfg = table("tasks")["intent"]
+        labels, candidates = intent_labels(variant or cfg["label_set"])
+        grammar = label_grammar(labels) if self.services.options.constrain else None
+        out = self._ask(p, words, history, cfg["question"].format(candidate_labels=candidates),
+                        max_new_tokens=cfg["max_new_tokens"], grammar=grammar, greedy=True, stop=["\n"],
+                        repeat_penalty=1.0)
+        text = postprocess_reply(out.text)
+        answer = parse_label(text, labels)
+        return TaskResult("intent", text, label=answer.label, labels=(answer.label,) if answer.label else (),
+                          valid=answer.valid, timings=self._timings(out))
+
+    def _task_reason(self, p: Perception, words: str, history, variant) -> TaskResult:
+        if self._no_evidence(p) and not words.strip():
+            return TaskResult.abstain("reason", NO_EVIDENCE)
+        cfg = table("tasks")["reason"]
+        out = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"])
+        text = postprocess_reply(out.text)
+        label = p.emotion_label()
+        return TaskResult("reason", text, label=label, labels=(label,), valid=bool(text), timings=self._timings(out))
+
+    def _task_empathize(self, p: Perception, words: str, history, variant) -> TaskResult:
+        cfg = table("tasks")["empathize"]
+        opened, closed = cfg["think_open"], cfg["think_close"]
+        think = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_think_tokens"], prefix=opened,
+                          stop=["</think>"])
+        chain = postprocess_reply(think.text).replace("<think>", "").strip()
+        reply = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"],
+                          prefix=f"{opened}{chain}\n{closed}", stop=["<think>"])
+        text = f"<think>{chain}</think>\n{postprocess_reply(reply.text)}"
+        answer = parse_empathy(text)
+        return TaskResult("empathize", text, label=answer.emotion, think=answer.think, reply=answer.reply,
+                          valid=bool(answer.reply), timings=self._timings(think, reply))
+
+    def close(self) -> None:
+        if self._vad is not None:
+            self._vad.close()
+            self._vad = None
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000.0, 2)

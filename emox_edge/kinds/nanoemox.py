@@ -1,0 +1,140 @@
+"""The Nano-EmoX bundle kind: ONNX Runtime encoders spliced into the language core's prompt.
+
+Per clip: preprocessing exactly as trained (``emox_edge.preprocess``) -> the encoders
+(``emox_edge.encoders``) -> one language-core generation per task, the encoder outputs injected at
+the placeholder runs of the manifest's prompt template (spec §7.5). All tasks of a clip share the
+prompt up to the subtitle, so the language core reuses that prefix from its KV cache.
+
+The analyzer's face stage runs for the overlay and per-person records only: the Nano-EmoX facial
+branch itself gets the full frames, as it was trained (spec §2.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Sequence
+
+from emox_edge.encoders import EncoderSuite, placeholder_embeddings
+from emox_edge.errors import BadInputError
+from emox_edge.kinds.base import BundleKind, Evidence
+from emox_edge.llm.segments import UntrustedText
+from emox_edge.media import Clip
+from emox_edge.preprocess import PreprocessConfig, preprocess_clip
+from emox_edge.results import TaskResult
+from emox_edge.tasks import TaskBook, TaskRequest
+from emox_edge.tasks.book import packaged_spec
+
+log = logging.getLogger(__name__)
+
+
+class NanoEmoxKind(BundleKind):
+    """Nano-EmoX: encoders + Q-Formers + the Qwen2.5 language core, six tasks from one model."""
+
+    kind = "nano-emox"
+    default_face_frames = 4
+    eager_core = True
+
+    def __init__(self, bundle, services) -> None:
+        super().__init__(bundle, services)
+        options = services.options
+        self.preprocess = PreprocessConfig.from_manifest(bundle.manifest.get("preprocess"))
+        self.book = TaskBook.from_manifest(bundle.manifest)
+        self.generation = dict(bundle.manifest.get("generation") or packaged_spec()["generation"])
+        self.encoders = EncoderSuite(bundle, device=services.device, precision=options.precision,
+                                     n_threads=services.n_threads)
+        self._embedding_names = [name for _, _, name in self.book.placeholders]
+
+    def variants(self) -> dict[str, list[str]]:
+        sentiment = self.book.tasks.get("sentiment", {})
+        ranges = list(sentiment.get("valence_ranges", {}))
+        return {
+            "sentiment": ["three_way", "valence", *(f"valence:{r}" for r in ranges)],
+            "emotion": [*self.book.label_sets("emotion"), "none"],
+            "intent": self.book.label_sets("intent"),
+            "open_vocab_emotion": [str(i) for i in range(len(self.book.tasks.get("open_vocab_emotion", {}).get("prompts", [])))],
+            "reason": [str(i) for i in range(len(self.book.tasks.get("reason", {}).get("prompts", [])))],
+            "empathize": [],
+        }
+
+    def check_variant(self, request: TaskRequest) -> None:
+        try:
+            self.book.question(request)
+        except BadInputError:
+            raise
+        except (ValueError, KeyError, IndexError) as exc:
+            raise BadInputError(f"task {request}: {exc}") from exc
+
+    # ------------------------------------------------------------------ perception
+    def encode(self, clip: Clip) -> tuple[dict[str, Any], dict[str, float]]:
+        """Encoder outputs of ``clip`` (placeholder name -> [slots, width]) and ms per stage."""
+        evidence = self.perceive(clip, ())
+        return evidence.state, evidence.timings
+
+    def perceive(self, clip: Clip, frame_faces) -> Evidence:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        inputs = preprocess_clip(clip, self.preprocess)
+        timings["preprocess_ms"] = _ms(t0)
+        values, per_graph = self.encoders.run(
+            {"pixel_values": inputs.pixel_values, "frames": inputs.face_frames, "waveforms": inputs.waveforms})
+        timings.update({f"encoder_{name}_ms": ms for name, ms in per_graph.items()})
+        embeddings = placeholder_embeddings(values, self._embedding_names)
+        return Evidence(perception={}, timings=timings, state=embeddings, transcript=clip.subtitle)
+
+    # ------------------------------------------------------------------ tasks
+    def answer(self, request: TaskRequest, evidence: Evidence, clip: Clip, history: Sequence[str]) -> TaskResult:
+        core = self.services.core
+        question, segments = self._prompt(core, request, evidence.transcript, history, evidence.state)
+        grammar = self.book.grammar(question) if self.services.options.constrain else None
+        sampling = self._sampling(question, grammar is not None)
+        gen = core.generate(segments, grammar=grammar, **sampling)
+        timings = {"prefill_ms": gen.prefill_ms, "decode_ms": gen.decode_ms,
+                   "n_prompt": float(gen.n_prompt), "n_generated": float(gen.n_generated)}
+        return self.book.parse(question, gen.text, timings=timings)
+
+    def _sampling(self, question, constrained: bool) -> dict[str, Any]:
+        g = self.generation
+        sampling = self.services.sampling(max_new_tokens=None)
+        sampling["stop"] = list(g.get("stop_strings", ["###", "<|im_end|>", "<|endoftext|>"]))
+        if constrained:  # room for the longest valid answer, whatever max_new_tokens says
+            sampling["max_new_tokens"] = max(sampling["max_new_tokens"], _answer_tokens(question))
+        return sampling
+
+    def _prompt(self, core, request: TaskRequest, subtitle: str, history: Sequence[str], embeddings):
+        """The question and prompt segments, trimmed to the prompt budget.
+
+        Nano-EmoX cut the *front* of an over-long prompt (breaking its placeholders); we keep the
+        template whole and drop the oldest dialogue turns, then the start of the subtitle, instead.
+        """
+        budget = min(int(self.book.prompt.get("prompt_budget_tokens", 800)), core.n_ctx - 16)
+        history = list(history)
+        while True:
+            user = UntrustedText(core.has_special)  # a subtitle must not inject <|im_end|>
+            said, turns = user(subtitle), [user(turn) for turn in history]
+            question = self.book.question(request, subtitle=said, history=turns)
+            segments = user.resolve(self.book.segments(question, subtitle=said, history=turns, embeddings=embeddings))
+            size = sum(len(core.tokenize(s, special=False)) if isinstance(s, str) else s.shape[0] for s in segments)
+            if size <= budget:
+                return question, segments
+            if history:
+                log.warning("prompt of %d tokens exceeds %d: dropping the oldest dialogue turn", size, budget)
+                history = history[1:]
+            elif len(subtitle) > 16:
+                log.warning("prompt of %d tokens exceeds %d: shortening the subtitle from the front", size, budget)
+                subtitle = subtitle[len(subtitle) // 4:]
+            else:
+                return question, segments  # the core reports a prompt that cannot fit
+
+    def close(self) -> None:
+        self.encoders.close()
+
+
+def _answer_tokens(question) -> int:
+    # a grammar lets the model spell an answer with any tokens, at worst one per byte
+    longest = max((len(label.encode()) for label in question.labels), default=0)
+    return len((question.answer_prefix + question.answer_suffix).encode()) + longest + 4
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
