@@ -1,10 +1,15 @@
-"""``emox-edge convert bundle``: language core + encoders -> one verified nano-emox bundle (torch-free)."""
+"""``emox-edge convert bundle``: language core + encoders -> one verified nano-emox bundle (torch-free).
+
+The flags come from ``converters.bundle.BundleOptions``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-from pathlib import Path
+
+from converters._cli import add_option_flags, add_quiet_flag, quiet_logging
+from converters.bundle import BundleOptions
+from emox_edge.cli.flags import from_args
 
 
 def register(subparsers) -> None:
@@ -14,23 +19,16 @@ def register(subparsers) -> None:
         description="Copy (or hard-link) the GGUF files and ONNX graphs into one directory and write its "
                     "bundle.json with the Nano-EmoX prompts, label sets, preprocessing and generation settings.",
     )
-    parser.add_argument("--llm", type=Path, required=True, help="output directory of 'emox-edge convert llm'")
-    parser.add_argument("--encoders", type=Path, required=True, help="output directory of 'emox-edge convert encoders'")
-    parser.add_argument("--out", type=Path, required=True, help="bundle directory to create")
-    parser.add_argument("--name", default="nano-emox", help="bundle name recorded in the manifest")
-    parser.add_argument("--default-quant", default=None, metavar="TYPE",
-                        help="GGUF type the runtime loads by default (default: q4_k_m, else q8_0, else f16)")
-    parser.add_argument("--force", action="store_true", help="replace a bundle in a non-empty --out")
-    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    add_option_flags(parser, BundleOptions)
+    add_quiet_flag(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.quiet:
-        logging.getLogger().setLevel(logging.WARNING)
-    from converters.bundle import BundleOptions, assemble_bundle
+    from converters.bundle import assemble_bundle
 
-    out = assemble_bundle(BundleOptions(llm=args.llm, encoders=args.encoders, out=args.out, name=args.name,
-                                        default_quant=args.default_quant, force=args.force))
+    options = from_args(BundleOptions, args)
+    with quiet_logging(args):
+        out = assemble_bundle(options)
     print(f"bundle: {out}")
     return 0

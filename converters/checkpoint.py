@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from converters._torch import require_torch
+from emox_edge.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 _STATE_KEYS = ("model", "state_dict")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInputError):
     """The checkpoint cannot be read or does not hold a state dict."""
 
 

@@ -18,6 +18,7 @@ from typing import Mapping
 
 from converters._torch import require_torch
 from converters.encoders.qformer import QFormer, QFormerConfig, heads_for
+from emox_edge.errors import BadInputError
 
 torch = require_torch()
 nn = torch.nn
@@ -50,7 +51,7 @@ class AdapterConfig:
     def from_state_dict(cls, state: Mapping[str, "torch.Tensor"]) -> "AdapterConfig":
         def need(key: str):
             if key not in state:
-                raise ValueError(f"checkpoint is missing {key!r} (a Nano-EmoX phase-3 checkpoint holds it; spec section 10)")
+                raise BadInputError(f"checkpoint is missing {key!r} (a Nano-EmoX phase-3 checkpoint holds it; spec section 10)")
             return state[key]
 
         vq, aq = need("video_query_tokens"), need("audio_query_tokens")

@@ -7,6 +7,7 @@ from typing import Mapping
 
 from converters.encoders.adapters import AdapterConfig, Adapters
 from converters.encoders.keys import KeyPartition, validate
+from emox_edge.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -32,4 +33,4 @@ def check_widths(cfg: AdapterConfig, *, clip_width: int, hubert_width: int, face
     ]
     bad = [f"{a} {x} != {b} {y}" for a, x, b, y in pairs if x != y]
     if bad:
-        raise ValueError("the checkpoint does not fit these base encoders: " + "; ".join(bad))
+        raise BadInputError("the checkpoint does not fit these base encoders: " + "; ".join(bad))

@@ -27,8 +27,10 @@ import numpy as np
 
 from converters._torch import require_torch
 from converters.encoders import parity as P
+from converters.encoders.options import EncoderConvertOptions  # noqa: F401 - re-exported: the converter's API
 from converters.encoders.report import write_reports
 from emox_edge._io import sha256_file, write_json_atomic
+from emox_edge.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +39,6 @@ MANIFEST_PART = "encoders.json"
 REPORT_JSON = "encoders-report.json"
 REPORT_MD = "encoders-report.md"
 PART_KIND = "nano-emox-encoders"
-
-
-@dataclass(frozen=True)
-class EncoderConvertOptions:
-    """What ``emox-edge convert encoders`` needs; the CLI flags are these fields."""
-
-    checkpoint: Path
-    clip: Path
-    hubert: Path
-    facexformer: Path
-    out: Path
-    int8: bool = True
-    force: bool = False
-    trust_checkpoint: bool = False
-    fp32_cosine: float = 0.9999
-    int8_cosine: float = 0.99
-    per_channel: bool = False
 
 
 @dataclass
@@ -68,12 +53,26 @@ class EncoderConversion:
 
 
 class _Steps:
+    """Numbered steps: each call starts the next one, logs it at INFO and moves the progress bar."""
+
     def __init__(self, total: int):
         self.total, self.done, self.start = total, 0, time.perf_counter()
+        self.bar = progress(total=total, desc="convert encoders", unit="step")
 
     def __call__(self, what: str) -> None:
+        if self.done:
+            self.bar.update()
         self.done += 1
+        self.bar.set_postfix_str(what)
         log.info("[%d/%d %6.1fs] %s", self.done, self.total, time.perf_counter() - self.start, what)
+
+    def __enter__(self) -> "_Steps":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None and self.done:
+            self.bar.update()
+        self.bar.close()
 
 
 def convert_encoders(options: EncoderConvertOptions) -> EncoderConversion:
@@ -82,7 +81,11 @@ def convert_encoders(options: EncoderConvertOptions) -> EncoderConversion:
     opts = _checked(options)
     out = Path(opts.out)
     _prepare_out(out, force=opts.force, dry_run=True)  # refuse early, create only once the inputs have loaded
-    steps = _Steps(total=5 + len(GRAPHS) * (2 if opts.int8 else 1))
+    with _Steps(total=4 + len(GRAPHS) * (3 if opts.int8 else 2)) as steps:
+        return _convert(opts, out, steps, torch)
+
+
+def _convert(opts: EncoderConvertOptions, out: Path, steps: _Steps, torch) -> EncoderConversion:
     thresholds = P.Thresholds(fp32_cosine=opts.fp32_cosine, int8_cosine=opts.int8_cosine)
     started = time.perf_counter()
 
@@ -202,13 +205,13 @@ def _convert_graph(name, make, inputs, reference, staging, out, opts, thresholds
     precisions = [("fp32", fp32)]
     if opts.int8:
         int8 = staging / f"{name}.int8.onnx"
+        steps(f"quantizing {name} to int8")
         t0 = time.perf_counter()
         quant = quantize_int8(fp32, int8, per_channel=opts.per_channel)
         quant_s = time.perf_counter() - t0
         precisions.append(("int8", int8))
+    steps(f"checking {name} ({', '.join(p for p, _ in precisions)}) against PyTorch")
     for precision, path in precisions:
-        if precision == "int8":
-            steps(f"checking {name} (int8) against PyTorch")
         session = open_session(path)
         t0 = time.perf_counter()
         got = dict(zip(output_names, session.run(output_names, inputs)))
@@ -319,9 +322,6 @@ def _checked(opts: EncoderConvertOptions) -> EncoderConvertOptions:
     for label, path in (("CLIP", opts.clip), ("HuBERT", opts.hubert)):
         if not Path(path).is_dir():
             raise FileNotFoundError(f"{label} model directory not found: {path} (expected a Hugging Face model directory)")
-    for label, value in (("fp32 cosine threshold", opts.fp32_cosine), ("int8 cosine threshold", opts.int8_cosine)):
-        if not -1.0 <= value <= 1.0:
-            raise ValueError(f"{label} must be in [-1, 1], got {value}")
     return opts
 
 

@@ -19,6 +19,7 @@ from typing import Mapping
 
 from converters._torch import require_torch
 from converters.encoders.swin import SwinBackbone, SwinConfig
+from emox_edge.errors import BadInputError
 
 torch = require_torch()
 nn = torch.nn
@@ -55,7 +56,7 @@ class FaceXFormerEncoder(nn.Module):
         own = {k: v for k, v in state.items() if k.startswith(_OWN_PREFIXES)}
         ignored = len(state) - len(own)
         if "linear_fuse.weight" not in own:
-            raise ValueError(f"{source}: no 'linear_fuse.weight'; not a FaceXFormer checkpoint "
+            raise BadInputError(f"{source}: no 'linear_fuse.weight'; not a FaceXFormer checkpoint "
                              f"(expected keys {', '.join(p + '*' for p in _OWN_PREFIXES)})")
         swin = SwinConfig.from_state_dict(own, features="backbone.0.")
         out_dim = int(own["linear_fuse.weight"].shape[0])
@@ -104,7 +105,7 @@ def load_facexformer_state(path: str | os.PathLike, *, trust: bool = False) -> d
     if isinstance(obj, Mapping) and isinstance(obj.get(STATE_KEY), Mapping):
         obj = obj[STATE_KEY]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected a dict with key {STATE_KEY!r} holding a state dict of tensors")
+        raise BadInputError(f"{path}: expected a dict with key {STATE_KEY!r} holding a state dict of tensors")
     return dict(obj)
 
 
@@ -123,7 +124,7 @@ def check_keys(module: "nn.Module", state: Mapping[str, "torch.Tensor"], *, sour
     if shapes:
         problems.append(f"shape mismatches {_clip(shapes)}")
     if problems:
-        raise ValueError(f"{source}: " + "; ".join(problems))
+        raise BadInputError(f"{source}: " + "; ".join(problems))
 
 
 def _clip(items: list[str], limit: int = 12) -> str:

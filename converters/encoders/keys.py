@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from emox_edge.errors import BadInputError
+
 # Trained and saved, but never used by the multiscale model (spec 3.3, 5, 10).
 DEAD_PATTERNS = {
     "image_llama_proj": re.compile(r"^image_llama_proj\.(weight|bias)$"),
@@ -79,7 +81,7 @@ def validate(state: Mapping[str, "object"], module_state: Mapping[str, "object"]
     if shapes:
         problems.append(f"shape mismatches {_listing(shapes)}")
     if problems:
-        raise ValueError(f"{source}: not a Nano-EmoX checkpoint this converter can use: " + "; ".join(problems))
+        raise BadInputError(f"{source}: not a Nano-EmoX checkpoint this converter can use: " + "; ".join(problems))
     for key in expected - set(part.adapters):
         part.adapters[key] = module_state[key]
     return part

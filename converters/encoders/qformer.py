@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from converters._torch import require_torch
+from emox_edge.errors import BadInputError
 
 torch = require_torch()
 nn = torch.nn
@@ -27,7 +28,7 @@ BERT_LN_EPS = 1e-12
 
 def heads_for(width: int, what: str) -> int:
     if width % HEAD_DIM:
-        raise ValueError(f"{what}: width {width} is not a multiple of the head size {HEAD_DIM}")
+        raise BadInputError(f"{what}: width {width} is not a multiple of the head size {HEAD_DIM}")
     return width // HEAD_DIM
 
 
@@ -44,16 +45,16 @@ class QFormerConfig:
         """Sizes from the checkpoint tensors under ``prefix`` (e.g. ``video_Qformer.``)."""
         ln = state.get(f"{prefix}bert.embeddings.LayerNorm.weight")
         if ln is None:
-            raise ValueError(f"checkpoint has no {prefix}bert.embeddings.LayerNorm.weight: no Q-Former under {prefix!r}")
+            raise BadInputError(f"checkpoint has no {prefix}bert.embeddings.LayerNorm.weight: no Q-Former under {prefix!r}")
         pattern = re.compile(re.escape(prefix) + r"bert\.encoder\.layer\.(\d+)\.")
         layers = {int(m.group(1)) for k in state if (m := pattern.match(k))}
         if not layers or sorted(layers) != list(range(len(layers))):
-            raise ValueError(f"{prefix}bert.encoder.layer.* must be numbered 0..n-1; found {sorted(layers)}")
+            raise BadInputError(f"{prefix}bert.encoder.layer.* must be numbered 0..n-1; found {sorted(layers)}")
         first = f"{prefix}bert.encoder.layer.0."
         inter = state.get(first + "intermediate_query.dense.weight")
         key = state.get(first + "crossattention.self.key.weight")
         if inter is None or key is None:
-            raise ValueError(f"checkpoint lacks {first}intermediate_query.dense.weight or {first}crossattention.self.key.weight")
+            raise BadInputError(f"checkpoint lacks {first}intermediate_query.dense.weight or {first}crossattention.self.key.weight")
         pos = state.get(f"{prefix}bert.embeddings.position_ids")
         return cls(hidden=int(ln.shape[0]), layers=len(layers), intermediate=int(inter.shape[0]),
                    encoder_width=int(key.shape[1]), max_positions=int(pos.shape[-1]) if pos is not None else 512)

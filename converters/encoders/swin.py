@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from converters._torch import require_torch
+from emox_edge.errors import BadInputError
 
 torch = require_torch()
 nn = torch.nn
@@ -52,7 +53,7 @@ class SwinConfig:
         """Derive the sizes from torchvision-layout keys; ``features`` is the prefix of the ``features`` Sequential."""
         conv = state.get(f"{features}0.0.weight")
         if conv is None:
-            raise ValueError(f"no Swin patch embedding found: expected key {features}0.0.weight")
+            raise BadInputError(f"no Swin patch embedding found: expected key {features}0.0.weight")
         embed_dim, _, patch, _ = conv.shape
         pattern = re.compile(re.escape(features) + r"(\d+)\.(\d+)\.attn\.relative_position_bias_table$")
         blocks: dict[int, dict[int, int]] = {}
@@ -65,12 +66,12 @@ class SwinConfig:
                 table_len = int(value.shape[0])
         stages = sorted(blocks)
         if not stages or stages != list(range(1, 2 * len(stages), 2)):
-            raise ValueError(f"Swin stages must be {features}1, 3, 5, ...; found {stages}")
+            raise BadInputError(f"Swin stages must be {features}1, 3, 5, ...; found {stages}")
         depths = tuple(len(blocks[s]) for s in stages)
         heads = tuple(blocks[s][0] for s in stages)
         window = (int(round(math.sqrt(table_len))) + 1) // 2
         if (2 * window - 1) ** 2 != table_len:
-            raise ValueError(f"relative position bias table of {table_len} rows is not (2w-1)^2 for any window w")
+            raise BadInputError(f"relative position bias table of {table_len} rows is not (2w-1)^2 for any window w")
         hidden = state.get(f"{features}1.0.mlp.0.weight")
         ratio = float(hidden.shape[0]) / embed_dim if hidden is not None else 4.0
         return cls(embed_dim=int(embed_dim), depths=depths, num_heads=heads, window_size=window,

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 from converters._torch import require_torch
+from emox_edge.errors import BadInputError
 
 torch = require_torch()
 nn = torch.nn
@@ -34,7 +35,7 @@ AUDIO_MULTI_LAYERS = (16, 18, 22)
 
 def _check_depth(kind: str, n_layers: int, needed: int, path: str) -> None:
     if n_layers < needed:
-        raise ValueError(
+        raise BadInputError(
             f"{path}: {kind} config has num_hidden_layers={n_layers}; Nano-EmoX reads hidden states up to "
             f"index {needed} (multiscale layers {VISUAL_MULTI_LAYERS if kind == 'CLIP' else AUDIO_MULTI_LAYERS}), "
             f"so at least {needed} layers are required"

@@ -1,21 +1,21 @@
-"""``emox-edge convert llm``: the language-core converter's command line (no torch at import time)."""
+"""``emox-edge convert llm``: the language-core converter's command line (no torch at import time).
+
+The flags come from ``LLMConvertOptions``; the four threshold flags come from the fields of
+``Thresholds`` and take TYPE=VALUE pairs, since each GGUF type has its own marks.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
+import dataclasses
 import sys
 from dataclasses import replace
-from pathlib import Path
-from typing import Iterator
 
-_THRESHOLD_FLAGS = (
-    ("--min-top1", "min_top1", "lowest top-1 agreement with torch (0..1)"),
-    ("--max-kl", "max_kl", "highest mean KL divergence from torch (nats)"),
-    ("--max-ppl-change", "max_ppl_change", "largest relative perplexity change (0.02 or 2%%)"),
-    ("--max-dlogit", "max_abs_dlogit", "largest absolute logit difference"),
-)
+from converters._cli import add_option_flags, add_quiet_flag, quiet_logging
+from converters._options import flag_of
+from converters.llm.options import LLMConvertOptions, Thresholds, parse_quant_list
+from emox_edge.cli.flags import field_docs, from_args
+from emox_edge.errors import BadInputError
 
 
 def register(subparsers) -> None:
@@ -28,27 +28,21 @@ def register(subparsers) -> None:
             "the types that meet their thresholds. Writes llm-<type>.gguf, llm-report.json and llm-report.md."
         ),
     )
-    parser.add_argument("--base", required=True, type=Path, metavar="DIR",
-                        help="Hugging Face Qwen2 directory (config.json, tokenizer.json, *.safetensors)")
-    parser.add_argument("--checkpoint", type=Path, metavar="FILE",
-                        help="Nano-EmoX training checkpoint (.pth or .safetensors) holding the LoRA weights")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
-    parser.add_argument("--quant", default="f16,q8_0,q4_k_m", metavar="TYPES",
-                        help="comma list of GGUF types: f32, f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 "
-                             "(default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="write into a non-empty --out")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="allow a checkpoint that needs arbitrary unpickling (only from a source you trust)")
-    parser.add_argument("--lora-r", type=int, metavar="R", help="LoRA rank, when the checkpoint config lacks it")
-    parser.add_argument("--lora-alpha", type=float, metavar="A", help="LoRA alpha, when the checkpoint config lacks it")
-    parser.add_argument("--threads", type=int, metavar="N", help="llama.cpp threads for the parity runs")
-    parser.add_argument("--quiet", dest="llm_quiet", action="store_true", help="only warnings, errors and the result")
+    add_option_flags(parser, LLMConvertOptions, skip=("thresholds",))
+    add_quiet_flag(parser)
+    add_threshold_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def add_threshold_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``Thresholds`` field, each taking comma-separated TYPE=VALUE pairs (repeatable)."""
     group = parser.add_argument_group(
         "parity thresholds", "TYPE=VALUE pairs, comma separated (e.g. q4_k_m=0.9,q8_0=0.97); 'none' disables "
         "one; unnamed types keep the documented defaults (docs/llm-converter.md)")
-    for flag, dest, text in _THRESHOLD_FLAGS:
-        group.add_argument(flag, dest=dest, metavar="TYPE=VALUE", action="append", default=[], help=text)
-    parser.set_defaults(func=run)
+    docs = field_docs(Thresholds)
+    for field in dataclasses.fields(Thresholds):
+        group.add_argument(flag_of(field), dest=field.name, metavar="TYPE=VALUE", action="append", default=[],
+                           help=docs[field.name].replace("%", "%%"))
 
 
 def _parse_value(flag: str, text: str) -> float | None:
@@ -58,7 +52,7 @@ def _parse_value(flag: str, text: str) -> float | None:
     try:
         return float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
     except ValueError as exc:
-        raise ValueError(f"{flag}: {text!r} is not a number (expected e.g. 0.95, 2% or none)") from exc
+        raise BadInputError(f"{flag}: {text!r} is not a number (expected e.g. 0.95, 2% or none)") from exc
 
 
 def thresholds_from_args(args: argparse.Namespace, quant: tuple[str, ...]) -> dict:
@@ -66,45 +60,27 @@ def thresholds_from_args(args: argparse.Namespace, quant: tuple[str, ...]) -> di
     from converters.llm.parity import thresholds_for
 
     out: dict = {}
-    for flag, dest, _ in _THRESHOLD_FLAGS:
-        for chunk in getattr(args, dest, []) or []:
+    for field in dataclasses.fields(Thresholds):
+        flag = flag_of(field)
+        for chunk in getattr(args, field.name, []) or []:
             for item in filter(None, (p.strip() for p in chunk.split(","))):
                 qtype, sep, value = item.partition("=")
                 qtype = qtype.strip().lower()
                 if not sep or not qtype:
-                    raise ValueError(f"{flag}: {item!r} is not TYPE=VALUE (e.g. q4_k_m=0.9)")
+                    raise BadInputError(f"{flag}: {item!r} is not TYPE=VALUE (e.g. q4_k_m=0.9)")
                 if qtype not in quant:
-                    raise ValueError(f"{flag}: type {qtype!r} is not in --quant ({', '.join(quant)})")
+                    raise BadInputError(f"{flag}: type {qtype!r} is not in --quant ({', '.join(quant)})")
                 current = out.get(qtype) or thresholds_for(qtype)
-                out[qtype] = replace(current, **{dest: _parse_value(flag, value)})
+                out[qtype] = replace(current, **{field.name: _parse_value(flag, value)})
     return out
 
 
-@contextlib.contextmanager
-def _quiet(enabled: bool) -> Iterator[None]:
-    loggers = [logging.getLogger(n) for n in ("converters", "emox_edge")]
-    before = [lg.level for lg in loggers]
-    if enabled:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, before):
-            lg.setLevel(level)
-
-
 def run(args: argparse.Namespace) -> int:
-    from converters.llm.convert import LLMConvertOptions, ParityGateError, convert_llm, parse_quant_list
+    from converters.llm.convert import ParityGateError, convert_llm
 
-    quiet = bool(getattr(args, "llm_quiet", False) or getattr(args, "quiet", False))
     quant = parse_quant_list(args.quant)
-    options = LLMConvertOptions(
-        base=args.base, out=args.out, checkpoint=args.checkpoint, quant=quant, force=args.force,
-        trust_checkpoint=args.trust_checkpoint, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-        thresholds=thresholds_from_args(args, quant), n_threads=args.threads, progress=not quiet,
-    )
-    with _quiet(quiet):
+    options = from_args(LLMConvertOptions, args, quant=quant, thresholds=thresholds_from_args(args, quant))
+    with quiet_logging(args):
         try:
             result = convert_llm(options)
         except ParityGateError as exc:

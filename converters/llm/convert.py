@@ -24,23 +24,29 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator
 
 from converters._torch import require_torch
 from converters.checkpoint import load_checkpoint
 from converters.llm import lora as lora_mod
 from converters.llm import parity
 from converters.llm.metadata import check_gguf_metadata, gguf_metadata
+from converters.llm.options import (  # noqa: F401 - re-exported: the converter's API
+    DEFAULT_QUANTS,
+    FLOAT_TYPES,
+    QUANT_TYPES,
+    SUPPORTED_TYPES,
+    LLMConvertOptions,
+    parse_quant_list,
+)
 from converters.llm.report import build_report, write_reports
+from emox_edge.errors import BadInputError
+from emox_edge.progress import progress
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUANTS = ("f16", "q8_0", "q4_k_m")
-FLOAT_TYPES = ("f32", "f16")
-QUANT_TYPES = ("q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0")
-SUPPORTED_TYPES = FLOAT_TYPES + QUANT_TYPES
 REPORT_JSON = "llm-report.json"
 REPORT_MD = "llm-report.md"
 
@@ -48,36 +54,6 @@ REPORT_MD = "llm-report.md"
 def gguf_filename(qtype: str) -> str:
     """The file name of one GGUF type in --out, e.g. ``llm-q4_k_m.gguf``."""
     return f"llm-{qtype}.gguf"
-
-
-@dataclass(frozen=True)
-class LLMConvertOptions:
-    """What ``convert_llm`` does; the CLI flags map one to one onto these fields.
-
-    Attributes:
-        base: Hugging Face Qwen2 directory (config.json, tokenizer.json, *.safetensors).
-        out: output directory; refused when it exists and is not empty, unless ``force``.
-        checkpoint: Nano-EmoX training checkpoint with the LoRA weights (None: convert the base as is).
-        quant: GGUF types to produce, from ``SUPPORTED_TYPES``.
-        force: write into a non-empty ``out`` (files of the same names are replaced).
-        trust_checkpoint: allow a checkpoint that needs arbitrary unpickling.
-        lora_r, lora_alpha: used when the checkpoint's config does not carry them.
-        thresholds: per-type overrides of ``parity.DEFAULT_THRESHOLDS``.
-        n_threads: llama.cpp threads for the parity runs (None: physical cores).
-        progress: show progress bars (logging still follows the logger levels).
-    """
-
-    base: Path
-    out: Path
-    checkpoint: Path | None = None
-    quant: tuple[str, ...] = DEFAULT_QUANTS
-    force: bool = False
-    trust_checkpoint: bool = False
-    lora_r: int | None = None
-    lora_alpha: float | None = None
-    thresholds: Mapping[str, parity.Thresholds] = field(default_factory=dict)
-    n_threads: int | None = None
-    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -125,18 +101,6 @@ class ParityGateError(ValueError):
         self.result = result
 
 
-def parse_quant_list(value: str | Sequence[str]) -> tuple[str, ...]:
-    """``"f16,q8_0"`` or a sequence -> a validated tuple of unique lower-case types."""
-    items = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value)]
-    items = [v for v in items if v]
-    if not items:
-        raise ValueError(f"no GGUF type given; expected a comma list of {', '.join(SUPPORTED_TYPES)}")
-    bad = [v for v in items if v not in SUPPORTED_TYPES]
-    if bad:
-        raise ValueError(f"unknown GGUF type(s) {', '.join(bad)}; valid: {', '.join(SUPPORTED_TYPES)}")
-    return tuple(dict.fromkeys(items))
-
-
 def read_base_config(base: Path) -> dict[str, Any]:
     """config.json of the base directory, checked to be a Qwen2 causal LM with a tokenizer.json."""
     if not base.exists():
@@ -149,10 +113,10 @@ def read_base_config(base: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+        raise BadInputError(f"{path} is not valid JSON: {exc}") from exc
     archs = config.get("architectures") or []
     if config.get("model_type") != "qwen2" or (archs and "Qwen2ForCausalLM" not in archs):
-        raise ValueError(
+        raise BadInputError(
             f"{path}: model_type {config.get('model_type')!r}, architectures {archs}; expected a Qwen2 causal LM "
             "(model_type 'qwen2', Qwen2ForCausalLM) such as Qwen2.5-1.5B-Instruct"
         )
@@ -172,7 +136,7 @@ def _check_out(out: Path, force: bool) -> None:
 def _check_thresholds(options: LLMConvertOptions, quant: tuple[str, ...]) -> None:
     extra = sorted(set(options.thresholds) - set(quant))
     if extra:
-        raise ValueError(f"thresholds given for {', '.join(extra)}, which are not requested (--quant {','.join(quant)})")
+        raise BadInputError(f"thresholds given for {', '.join(extra)}, which are not requested (--quant {','.join(quant)})")
 
 
 def convert_llm(options: LLMConvertOptions) -> LLMConvertResult:
@@ -216,15 +180,16 @@ def convert_llm(options: LLMConvertOptions) -> LLMConvertResult:
                      "lora_r": settings.r, "lora_alpha": settings.alpha, "lora_scale": settings.scale,
                      "lora_settings_from": settings.source, "ignored_tensors": ignored}
     elif options.lora_r is not None or options.lora_alpha is not None:
-        raise ValueError("--lora-r/--lora-alpha need --checkpoint (they describe the checkpoint's LoRA)")
+        raise BadInputError("--lora-r/--lora-alpha need --checkpoint (they describe the checkpoint's LoRA)")
 
     created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".llm-convert-", dir=out))
     try:
-        with _native_log_quiet():
+        with _native_log_quiet(), progress(total=_n_steps(quant, pairs), desc="convert llm", unit="step",
+                                           enabled=options.progress) as bar:
             return _convert(options, base, out, staging, quant, hf_cfg, pairs, settings, ckpt_info, t_start,
-                            torch, Qwen2ForCausalLM, AutoTokenizer)
+                            torch, Qwen2ForCausalLM, AutoTokenizer, bar)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if created_out and out.is_dir() and not any(out.iterdir()):
@@ -232,31 +197,37 @@ def convert_llm(options: LLMConvertOptions) -> LLMConvertResult:
 
 
 def _convert(options, base, out, staging, quant, hf_cfg, pairs, settings, ckpt_info, t_start,
-             torch, model_cls, tokenizer_cls) -> LLMConvertResult:
+             torch, model_cls, tokenizer_cls, bar) -> LLMConvertResult:
     from converters.llm.gguf_writer import write_qwen2_gguf
     from converters.llm.quantize import quantize_gguf
 
     stages: dict[str, float] = {}
+    floats = _float_types(quant)
     t0 = time.perf_counter()
     log.info("loading base model %s in float32", base)
+    bar.set_postfix_str("load base")
     model = model_cls.from_pretrained(str(base), torch_dtype=torch.float32)
     tokenizer = tokenizer_cls.from_pretrained(str(base))
     stages["load_base_s"] = time.perf_counter() - t0
+    bar.update()
     if pairs:
         t0 = time.perf_counter()
+        bar.set_postfix_str("merge LoRA")
         n = lora_mod.merge_lora(model, pairs, settings)
         stages["merge_s"] = time.perf_counter() - t0
         log.info("merged %d LoRA pairs in float32 (%.1f s)", n, stages["merge_s"])
         pairs.clear()
+        bar.update()
 
     t0 = time.perf_counter()
     log.info("reference logits of the merged torch model (%d prompts + perplexity text)", len(parity.PARITY_PROMPTS))
+    bar.set_postfix_str("torch reference")
     ref = parity.torch_reference(model, tokenizer)
     stages["reference_s"] = time.perf_counter() - t0
     log.info("torch reference: perplexity %.3f over %d tokens (%.1f s)", ref.ppl, len(ref.text), stages["reference_s"])
+    bar.update()
 
     metadata = gguf_metadata(base, tokenizer, settings=settings)
-    floats = [t for t in FLOAT_TYPES if t in quant] or ["f16"]
     source_type = "f16" if "f16" in floats else floats[0]
     staged: dict[str, Path] = {}
     convert_s: dict[str, float] = {}
@@ -265,8 +236,10 @@ def _convert(options, base, out, staging, quant, hf_cfg, pairs, settings, ckpt_i
         t0 = time.perf_counter()
         staged[ftype] = staging / gguf_filename(ftype)
         log.info("writing %s GGUF", ftype.upper())
+        bar.set_postfix_str(f"write {ftype}")
         write_qwen2_gguf(base, staged[ftype], out_type=ftype, state_dict=state_dict, metadata=metadata)
         convert_s[ftype] = time.perf_counter() - t0
+        bar.update()
     del model, state_dict
     gc.collect()
     stages["write_float_s"] = sum(convert_s.values())
@@ -276,12 +249,17 @@ def _convert(options, base, out, staging, quant, hf_cfg, pairs, settings, ckpt_i
             continue
         t0 = time.perf_counter()
         log.info("quantizing %s to %s", source_type.upper(), qtype.upper())
+        bar.set_postfix_str(f"quantize {qtype}")
         staged[qtype] = quantize_gguf(source, staging / gguf_filename(qtype), qtype)
         convert_s[qtype] = time.perf_counter() - t0
+        bar.update()
 
     # Verify every type before moving any into place: an error (tokenizer, metadata) leaves --out untouched.
-    results = [_verify_type(qtype, staged[qtype], out, convert_s[qtype], ref, tokenizer, hf_cfg, options)
-               for qtype in quant]
+    results = []
+    for qtype in quant:
+        bar.set_postfix_str(f"parity {qtype}")
+        results.append(_verify_type(qtype, staged[qtype], out, convert_s[qtype], ref, tokenizer, hf_cfg, options))
+        bar.update()
     for res in results:
         final = out / gguf_filename(res.qtype)
         if res.passed:
@@ -307,6 +285,17 @@ def _convert(options, base, out, staging, quant, hf_cfg, pairs, settings, ckpt_i
     return result
 
 
+def _float_types(quant: tuple[str, ...]) -> list[str]:
+    """The float GGUFs written from the torch weights (the quantized types are made from the first)."""
+    return [t for t in FLOAT_TYPES if t in quant] or ["f16"]
+
+
+def _n_steps(quant: tuple[str, ...], pairs: list) -> int:
+    """Steps of the progress bar: load, merge, reference, one write or quantization and one parity per type."""
+    floats = _float_types(quant)
+    return 2 + bool(pairs) + len(floats) + len(set(quant) - set(floats)) + len(quant)
+
+
 def _verify_type(qtype, staged, out, convert_s, ref, tokenizer, hf_cfg, options) -> TypeResult:
     from emox_edge.llm import LanguageCore
 
@@ -317,7 +306,8 @@ def _verify_type(qtype, staged, out, convert_s, ref, tokenizer, hf_cfg, options)
     with LanguageCore.from_file(staged, n_ctx=_ctx_for(ref), n_threads=options.n_threads) as core:
         n_probes = parity.check_tokenizer(core, tokenizer, label=f"{qtype} GGUF")
         log.debug("%s: tokenizer matches on %d probes", qtype, n_probes)
-        with _progress_bar(options.progress, total=ref.n_positions, desc=f"parity {qtype}") as bar:
+        with progress(total=ref.n_positions, desc=f"parity {qtype}", unit="tok", enabled=options.progress,
+                      leave=False) as bar:
             metrics = parity.gguf_parity(core, ref, progress=bar.update)
     parity_s = time.perf_counter() - t0
     limits = parity.thresholds_for(qtype, options.thresholds)
@@ -340,27 +330,6 @@ def _native_log_quiet() -> Iterator[None]:
         yield
     finally:
         native.setLevel(before)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def __enter__(self) -> "_NoBar":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-
-def _progress_bar(enabled: bool, *, total: int, desc: str):
-    if enabled:
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover - tqdm comes with the [convert] extra
-            return _NoBar()
-        return tqdm(total=total, desc=desc, unit="tok", leave=False)
-    return _NoBar()
 
 
 def _ctx_for(ref: parity.Reference) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from converters.checkpoint import find_config_values
+from emox_edge.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ _LORA_RE = re.compile(
 )
 
 
-class LoraError(ValueError):
+class LoraError(BadInputError):
     """The checkpoint's LoRA tensors do not fit the base model; ``keys`` lists the offending keys."""
 
     def __init__(self, message: str, keys: list[str]):
@@ -109,7 +110,7 @@ def resolve_settings(
     if cfg_r is not None and cfg_alpha is not None:
         for name, flag, saved in (("--lora-r", r, cfg_r), ("--lora-alpha", alpha, cfg_alpha)):
             if flag is not None and float(flag) != float(saved):
-                raise ValueError(
+                raise BadInputError(
                     f"{name} {flag} contradicts the checkpoint's saved config ({name[2:].replace('-', '_')}="
                     f"{saved}); drop the flag or fix the checkpoint"
                 )
@@ -118,7 +119,7 @@ def resolve_settings(
     alpha = alpha if alpha is not None else cfg_alpha
     if r is None or alpha is None:
         missing = [n for n, v in (("--lora-r", r), ("--lora-alpha", alpha)) if v is None]
-        raise ValueError(
+        raise BadInputError(
             "the checkpoint holds LoRA weights but its config does not say lora_r/lora_alpha; "
             f"pass {' and '.join(missing)} (the released Nano-EmoX config uses r=16, alpha=32)"
         )
@@ -128,7 +129,7 @@ def resolve_settings(
 def _unique(values: list[Any], name: str) -> Any:
     distinct = {str(v) for v in values if v is not None}
     if len(distinct) > 1:
-        raise ValueError(f"the checkpoint's config holds conflicting {name} values {sorted(distinct)}")
+        raise BadInputError(f"the checkpoint's config holds conflicting {name} values {sorted(distinct)}")
     return next((v for v in values if v is not None), None)
 
 
@@ -136,9 +137,9 @@ def _checked(r: Any, alpha: Any, source: str) -> LoraSettings:
     try:
         r_int, alpha_f = int(r), float(alpha)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"LoRA r={r!r} alpha={alpha!r} ({source}): expected a positive integer and a number") from exc
+        raise BadInputError(f"LoRA r={r!r} alpha={alpha!r} ({source}): expected a positive integer and a number") from exc
     if r_int <= 0 or r_int != float(r) or not math.isfinite(alpha_f):
-        raise ValueError(f"LoRA r={r!r} alpha={alpha!r} ({source}): expected a positive integer r and a finite alpha")
+        raise BadInputError(f"LoRA r={r!r} alpha={alpha!r} ({source}): expected a positive integer r and a finite alpha")
     return LoraSettings(r=r_int, alpha=alpha_f, source=source)
 
 

@@ -22,31 +22,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from converters.llm.options import Thresholds
 from converters.llm.parity_texts import PARITY_PROMPTS, PERPLEXITY_TEXT, SPECIAL_PROBES, TOKENIZER_PROBES
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Pass marks of one GGUF type (None: not gated)."""
-
-    min_top1: float | None = None
-    max_kl: float | None = None
-    max_ppl_change: float | None = None
-    max_abs_dlogit: float | None = None
-
-    def failures(self, metrics: "ParityMetrics") -> list[str]:
-        out = []
-        if self.min_top1 is not None and not metrics.top1 >= self.min_top1:
-            out.append(f"top-1 agreement {metrics.top1:.4f} < {self.min_top1}")
-        if self.max_kl is not None and not metrics.mean_kl <= self.max_kl:
-            out.append(f"mean KL {metrics.mean_kl:.3g} > {self.max_kl}")
-        if self.max_ppl_change is not None and not abs(metrics.ppl_change) <= self.max_ppl_change:
-            out.append(f"perplexity change {metrics.ppl_change:+.3%} beyond +-{self.max_ppl_change:.3%}")
-        if self.max_abs_dlogit is not None and not metrics.max_abs_dlogit <= self.max_abs_dlogit:
-            out.append(f"max |dlogit| {metrics.max_abs_dlogit:.3g} > {self.max_abs_dlogit}")
-        return out
 
 
 # Defaults chosen from the real-weights run recorded in docs/llm-converter.md (Qwen2.5-1.5B

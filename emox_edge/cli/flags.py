@@ -38,7 +38,8 @@ def field_docs(cls: type) -> dict[str, str]:
         elif current is not None:
             for name in current.split(", "):
                 out[name] += " " + stripped
-    return {name: re.sub(r"``?([^`]+)``?", r"\1", text).strip() for name, text in out.items()}
+    # plain sentences: no reStructuredText markup; "%" escaped for argparse's help formatting
+    return {name: re.sub(r"``?([^`]+)``?", r"\1", text).strip().replace("%", "%%") for name, text in out.items()}
 
 
 def _dest(prefix: str, name: str) -> str:
@@ -73,6 +74,8 @@ def add_flags(parser: argparse.ArgumentParser | Any, cls: type, *, prefix: str =
             kwargs["choices"] = tuple(meta["choices"])
         if "metavar" in meta:
             kwargs["metavar"] = meta["metavar"]
+        if meta.get("required"):
+            kwargs["required"] = True
         group.add_argument(flag, **kwargs)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from emox_edge.bundle import Bundle, BundleError
 from emox_edge.cli.main import main
-from emox_edge.lite import build
+from converters.lite import build
 
 
 def test_manifest_describes_a_lite_bundle(lite_bundle):
