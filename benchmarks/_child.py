@@ -29,6 +29,7 @@ UNITS = {
     "fidelity_reference": "benchmarks.bench_fidelity:unit_reference",
     "fidelity_edge": "benchmarks.bench_fidelity:unit_edge",
     "live": "benchmarks.bench_live:unit_live",
+    "serve": "benchmarks.bench_serve:unit_serve",
 }
 
 

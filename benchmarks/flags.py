@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-SECTIONS = ("stages", "llm", "e2e", "fidelity", "live")
+SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "serve")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -48,7 +48,7 @@ from benchmarks.flags import SECTIONS, add_arguments
 log = logging.getLogger("benchmarks")
 
 MODULES = {"stages": "benchmarks.bench_stages", "llm": "benchmarks.bench_core", "e2e": "benchmarks.bench_e2e",
-           "fidelity": "benchmarks.bench_fidelity", "live": "benchmarks.bench_live"}
+           "fidelity": "benchmarks.bench_fidelity", "live": "benchmarks.bench_live", "serve": "benchmarks.bench_serve"}
 SCHEMA = 1
 
 

@@ -184,7 +184,7 @@ class Analyzer:
 
     # ------------------------------------------------------------------ analysis
     def analyze(self, item: Any, tasks: "Sequence[str | TaskRequest] | str" = ("emotion",), *,
-                history: Sequence[str] = (), subtitle: str = "") -> "ClipResult | list[ClipResult]":
+                history: Sequence[str] = (), subtitle: str = "", tracker: Any = None) -> "ClipResult | list[ClipResult]":
         """Answer ``tasks`` on a ``Clip``, a file, an image array or a directory.
 
         A ``Clip``, an array or a file gives one ``ClipResult`` (a file is one clip); a directory gives
@@ -195,6 +195,8 @@ class Analyzer:
             tasks: task names, optionally with a variant ("intent:mintrec2").
             history: earlier dialogue turns for ``empathize`` ("user: ..." lines).
             subtitle: the transcript, for clips that carry none.
+            tracker: an ``emox_edge.faces.FaceTracker`` for the face ids (one per stream of clips);
+                None: the analyzer's own.
 
         Raises:
             BadInputError / InputTypeError: an unknown task or variant, an unsupported item.
@@ -204,7 +206,7 @@ class Analyzer:
         requests = self.check_tasks(tasks)
         if isinstance(item, Clip):
             clip = item if item.subtitle or not subtitle else dataclasses.replace(item, subtitle=subtitle)
-            return self.analyze_clip(clip, requests, history=history)
+            return self.analyze_clip(clip, requests, history=history, tracker=tracker)
         from pathlib import Path
 
         from emox_edge.capture import Segmentation
@@ -218,14 +220,15 @@ class Analyzer:
             return results[0]
         return results
 
-    def analyze_clip(self, clip: Clip, requests: Sequence[TaskRequest], *, history: Sequence[str] = ()) -> ClipResult:
+    def analyze_clip(self, clip: Clip, requests: Sequence[TaskRequest], *, history: Sequence[str] = (),
+                     tracker: Any = None) -> ClipResult:
         """Answer checked ``requests`` (see ``check_tasks``) on one clip."""
         if not isinstance(clip, Clip):
             raise InputTypeError(f"analyze_clip() takes an emox_edge.media.Clip, got {type(clip).__name__}")
         t_start = time.perf_counter()
         if clip.error:
             return self._failed(clip, clip.error, {})
-        frame_faces, timings = self._faces.detect(clip.frames, clip.frame_times)
+        frame_faces, timings = self._faces.detect(clip.frames, clip.frame_times, tracker=tracker)
         if clip.frames.shape[0] == 0 and clip.audio.size == 0:
             results = {}
             for request in requests:

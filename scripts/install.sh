@@ -14,7 +14,7 @@ PY=${PYTHON:-python3}
 # PulseAudio (a null-sink microphone for the real PortAudio test).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   need=()
-  for pkg in libportaudio2 $( [ $DEV = 1 ] && echo espeak-ng ffmpeg pulseaudio libasound2-plugins ); do
+  for pkg in libportaudio2 $( [ $DEV = 1 ] && echo espeak-ng ffmpeg pulseaudio libasound2-plugins chromium chromium-driver ); do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

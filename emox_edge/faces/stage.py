@@ -85,17 +85,18 @@ class FaceStage:
         if self.detector is None:
             return ()
         frame = np.ascontiguousarray(frame)
-        faces = (tracker or self.tracker).update(self.detector.detect(frame))
+        faces = (tracker or self.tracker).update(self.detector.detect(frame), t=t)
         if self.expression is not None and faces:
             faces = self.expression.annotate(frame, faces)
         return tuple(faces)
 
-    def detect(self, frames: np.ndarray, times: np.ndarray) -> tuple[list[FrameFaces], dict[str, float]]:
+    def detect(self, frames: np.ndarray, times: np.ndarray, *, tracker: Any = None
+               ) -> tuple[list[FrameFaces], dict[str, float]]:
         """Faces on ``n_frames`` frames spread over the clip; returns them and the ms spent."""
         if self.detector is None or frames.shape[0] == 0:
             return [], {}
         t0 = time.perf_counter()
-        out = [(float(times[i]), self.detect_frame(frames[i], t=float(times[i])))
+        out = [(float(times[i]), self.detect_frame(frames[i], t=float(times[i]), tracker=tracker))
                for i in pick_frames(frames.shape[0], self.n_frames)]
         return out, {"faces_ms": (time.perf_counter() - t0) * 1000.0}
 

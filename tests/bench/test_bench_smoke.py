@@ -17,7 +17,7 @@ from benchmarks import _common, run
 
 REPO = Path(__file__).resolve().parents[2]
 
-SECTIONS = ("stages", "llm", "e2e", "fidelity", "live")
+SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "serve")
 
 
 def test_every_section_ran(quick_report):

@@ -88,7 +88,7 @@ def test_analyze_misuse(pipeline, first_clip, lite_bundle):
     with pytest.raises(BadInputError, match="valid tasks"):
         pipeline.analyze(first_clip, ["mood"])
     with pytest.raises(InputTypeError, match="accepted"):
-        pipeline.analyze(42, ["emotion"])
+        pipeline.analyze({"not": "media"}, ["emotion"])
     with pytest.raises(BadInputError, match="mer, meld, iemocap"):
         pipeline.analyze(first_clip, ["emotion:ravdess"])
     with pytest.raises(BadInputError, match="intent label set"):

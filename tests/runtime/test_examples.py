@@ -30,7 +30,8 @@ def bundle_args(request) -> list[str]:
 
 
 def test_every_example_is_tested():
-    tested = {"live_webcam", "analyze_file", "app_callback", "empathetic_dialogue"}
+    tested = {"live_webcam", "analyze_file", "app_callback", "empathetic_dialogue",
+              "serve_client"}  # serve_client: tests/serve, against a real server
     assert {p.stem for p in (REPO / "examples").glob("*.py")} == tested
 
 

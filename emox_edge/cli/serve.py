@@ -1,0 +1,53 @@
+"""``emox-edge serve``: the analyzer over HTTP and WebSocket, with a web page (docs/serve.md).
+
+    emox-edge serve                                   # http://127.0.0.1:8765/ on this machine only
+    emox-edge serve --bundle bundle/ --host 0.0.0.0 --token "$(openssl rand -hex 16)"
+    EMOX_EDGE_TOKEN=secret emox-edge serve --host 0.0.0.0 --max-streams 2
+
+Listening on anything but loopback needs a token (--token or the EMOX_EDGE_TOKEN environment variable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from emox_edge.cli._options import add_bundle_flag, add_option_flags, open_analyzer, options_from_args
+
+log = logging.getLogger("emox_edge.cli.serve")
+
+
+def register(subparsers) -> None:
+    from emox_edge.cli.flags import add_flags
+    from emox_edge.serve.options import ServeOptions
+
+    parser = subparsers.add_parser("serve", help="serve the analyzer over HTTP and WebSocket, with a web page",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_bundle_flag(parser)
+    add_flags(parser, ServeOptions, title="server options")
+    add_option_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from emox_edge.cli.flags import from_args
+    from emox_edge.serve.options import TOKEN_ENV, ServeOptions
+    from emox_edge.serve.server import require_server_packages
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    serve_options = from_args(ServeOptions, args, token=token)  # a public address without a token stops here
+    require_server_packages()
+    options = options_from_args(args)
+    from emox_edge.serve.app import create_app
+    from emox_edge.serve.server import serve_forever
+
+    analyzers = []
+    try:
+        for _ in range(serve_options.workers):
+            analyzers.append(open_analyzer(args, options))
+        serve_forever(create_app(analyzers, serve_options), serve_options)
+    finally:
+        for analyzer in analyzers:
+            analyzer.close()
+    return 0

@@ -1,0 +1,93 @@
+"""What a worker runs for a session: decode a window's frames into a ``Clip`` and analyse it; detect
+faces on one frame. Both run on a worker thread, with that worker's analyzer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emox_edge.serve.protocol import SessionConfig
+from emox_edge.serve.windows import Window
+
+
+@dataclass
+class ClipOutcome:
+    """A clip's result (as a dict) and the frames that would not decode."""
+
+    result: dict[str, Any]
+    bad_frames: list[float]
+    frames: int
+    analysis_ms: float
+
+
+def pick(n: int, k: int) -> list[int]:
+    """``min(n, k)`` indices spread evenly over ``range(n)``, first and last included."""
+    if n <= k:
+        return list(range(n))
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)})
+
+
+def decode_jpeg(data: bytes, size: tuple[int, int] | None = None) -> np.ndarray | None:
+    """A JPEG as uint8 RGB [H, W, 3] (resized to ``size=(width, height)`` when given); None if corrupt."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    if size is not None and (bgr.shape[1], bgr.shape[0]) != size:
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def build_clip(window: Window, config: SessionConfig, *, source: str, max_frames: int):
+    """The ``Clip`` of ``window`` (at most ``max_frames`` frames decoded) and the times of corrupt frames.
+
+    Frames of another size than the first are resized to it (a client may switch cameras).
+    """
+    from emox_edge.media import Clip
+
+    frames, times, bad = [], [], []
+    size = None
+    for i in pick(len(window.frames), max_frames):
+        t, data = window.frames[i]
+        rgb = decode_jpeg(data, size)
+        if rgb is None:
+            bad.append(t)
+            continue
+        size = size or (rgb.shape[1], rgb.shape[0])
+        frames.append(rgb)
+        times.append(t)
+    array = np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
+    audio = window.audio.astype(np.float32) / 32768.0
+    clip = Clip(array, np.asarray(times, np.float64), audio, start=window.start, end=window.end,
+                subtitle=config.subtitle, source=source)
+    return clip, bad
+
+
+def analyse_window(analyzer: Any, window: Window, config: SessionConfig, *, source: str,
+                   max_frames: int, tracker: Any = None) -> ClipOutcome | None:
+    """Analyse one window; None when none of its frames decoded and it has no audio."""
+    clip, bad = build_clip(window, config, source=source, max_frames=max_frames)
+    if clip.frames.shape[0] == 0 and not clip.audio.any():
+        return ClipOutcome({}, bad, 0, 0.0) if bad else None
+    t0 = time.perf_counter()
+    result = analyzer.analyze(clip, list(config.tasks), history=config.history, tracker=tracker)
+    return ClipOutcome(result.to_dict(), bad, int(clip.frames.shape[0]), (time.perf_counter() - t0) * 1000.0)
+
+
+def detect_faces(analyzer: Any, data: bytes, *, t: float, tracker: Any) -> dict[str, Any] | None:
+    """The ``faces`` message for one JPEG frame (None if it does not decode)."""
+    rgb = decode_jpeg(data)
+    if rgb is None:
+        return None
+    faces = analyzer.detect_faces(rgb, t=t, tracker=tracker)
+    return {"type": "faces", "t": t, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+            "faces": [face_message(face) for face in faces]}
+
+
+def face_message(face: Any) -> dict[str, Any]:
+    return {"id": face.track_id, "box": [round(float(v), 1) for v in face.box], "score": round(float(face.score), 3),
+            "expression": {k: round(float(v), 4) for k, v in (face.expression or {}).items()}}
