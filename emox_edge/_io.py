@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -10,7 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from emox_edge.errors import BadInputError
+
 _CHUNK = 1 << 20
+_TEMP_STEM = 80  # characters of the final name kept in a temporary name (255 is the usual limit)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -29,10 +33,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     Nothing half-written is ever left under the final name: on error the temporary file is removed.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(final)
     try:
         yield tmp_path
         if tmp_path.exists():
@@ -42,6 +43,50 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def temp_beside(final: Path, suffix: str = "") -> Path:
+    """Create an empty ``.NAME.XXXX.part<suffix>`` file beside ``final`` (its parent is created).
+
+    Raises:
+        BadInputError: the final name is longer than the file system allows.
+        IsADirectoryError: ``final`` is a directory.
+    """
+    try:
+        if final.is_dir():  # also how a name too long for the file system shows (ENAMETOOLONG)
+            raise IsADirectoryError(f"output {final} is a directory, expected a file path")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name[:_TEMP_STEM]}.", suffix=f".part{suffix}", dir=final.parent)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise BadInputError(f"output path too long: {str(final)[:80]}... ({len(final.name)} characters in its "
+                                f"file name, {len(str(final))} in all; file systems allow 255 per name)") from exc
+        raise
+    os.close(fd)
+    return Path(tmp)
+
+
+class AtomicFile:
+    """A temporary file beside ``final`` that ``commit()`` renames onto it and ``discard()`` removes.
+
+    The temporary name starts with ``.`` and ends with ``.part`` + ``suffix`` (so a writer can tell its
+    format from the suffix); it gets the permissions a plain ``open()`` would give.
+
+    Raises:
+        BadInputError, IsADirectoryError: as ``temp_beside``.
+    """
+
+    def __init__(self, final: str | os.PathLike, suffix: str = "") -> None:
+        self.final = Path(final)
+        self.tmp = temp_beside(self.final, suffix)
+        os.chmod(self.tmp, 0o666 & ~_umask())
+
+    def commit(self) -> None:
+        if self.tmp.exists():
+            os.replace(self.tmp, self.final)
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -1,7 +1,11 @@
 """Where results go: a JSONL log flushed per result, an annotated video, a preview window.
 
-Files are written under a temporary name beside the target and renamed onto it by ``close()`` (also
-on Ctrl-C, so an interrupted run keeps everything analysed so far); ``abort()`` removes them instead.
+Outputs are written under a temporary name beside the target (``.NAME.XXXX.part``) and renamed onto
+it by ``close()``, also on Ctrl-C, so an interrupted run keeps everything analysed so far; ``abort()``
+removes them instead. A run that produced nothing never replaces an existing file: ``close()`` keeps a
+JSONL file only when it holds at least one result (or error records, when no file was there before),
+and a video only when it holds at least one frame. ``check_outputs_not_inputs`` refuses an output
+that would overwrite one of the run's inputs.
 """
 
 from __future__ import annotations
@@ -10,121 +14,152 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
+from emox_edge._io import AtomicFile
+from emox_edge.errors import BadInputError
+from emox_edge.output_video import VideoSaver
 from emox_edge.results import ClipResult
+
+__all__ = ["Display", "JsonlWriter", "VideoSaver", "check_outputs_not_inputs", "clip_frames_for_output",
+           "display_available"]
 
 log = logging.getLogger(__name__)
 
+PathLike = str | os.PathLike
 
-class _AtomicFile:
-    def __init__(self, final: str | os.PathLike, suffix: str = "") -> None:
-        self.final = Path(final)
-        if self.final.is_dir():
-            raise IsADirectoryError(f"output {self.final} is a directory, expected a file path")
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.final.name}.", suffix=f".part{suffix}", dir=self.final.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        os.chmod(self.tmp, 0o644)
 
-    def commit(self) -> None:
-        if self.tmp.exists():
-            os.replace(self.tmp, self.final)
+def _local_path(value: Any) -> Path | None:
+    """``value`` as an existing local path, or None for cameras, URLs, arrays and missing paths."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        return None
+    text = os.fspath(value)
+    if not text or "://" in text or text.strip().isdigit():
+        return None
+    path = Path(text).expanduser()
+    try:
+        return path if path.exists() else None
+    except OSError:  # a name too long for the file system: no input of that name exists
+        return None
 
-    def discard(self) -> None:
-        self.tmp.unlink(missing_ok=True)
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_outputs_not_inputs(outputs: Iterable[PathLike | None], inputs: Iterable[Any]) -> None:
+    """Refuse outputs that would overwrite an input, lie inside an input directory, or repeat.
+
+    Args:
+        outputs: the paths the run will write (``None`` entries are ignored).
+        inputs: what the run reads: paths of files or directories (cameras, URLs, arrays and paths
+            that do not exist are ignored).
+
+    Raises:
+        BadInputError: an output is an input (same path, symlink or hard link), lies inside an input
+            directory, or two outputs are the same file. The message names both paths.
+    """
+    sources = [p for p in (_local_path(x) for x in inputs) if p is not None]
+    seen: list[Path] = []
+    for out in outputs:
+        if out is None:
+            continue
+        target = Path(out).expanduser()
+        for other in seen:
+            if _same(target, other):
+                raise BadInputError(f"output {target} is given twice (also as {other}); give each output its own path")
+        seen.append(target)
+        resolved = target.resolve()
+        for source in sources:
+            if source.is_dir():
+                root = source.resolve()
+                if resolved == root or root in resolved.parents:
+                    raise BadInputError(f"output {target} is inside the input directory {source}: it would be "
+                                        "written among the inputs; choose a path outside that directory")
+            elif _same(target, source):
+                raise BadInputError(f"output {target} is the input {source}: refusing to overwrite an input; "
+                                    "choose another output path")
 
 
 class JsonlWriter:
-    """One JSON object per line per ``ClipResult``, flushed after each write."""
+    """One JSON object per line per ``ClipResult`` (or error record), flushed after each write.
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self._file = _AtomicFile(path)
+    ``count`` is the number of results written, ``errors`` the number of error records.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self._file = AtomicFile(path)
         self._handle = open(self._file.tmp, "w", encoding="utf-8")
         self.count = 0
+        self.errors = 0
+        self._committed: bool | None = None  # None while open
 
     @property
     def path(self) -> Path:
         return self._file.final
 
+    @property
+    def closed(self) -> bool:
+        return self._committed is not None
+
     def write(self, result: ClipResult) -> None:
-        self._handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        """Append one result. Raises ``ValueError`` once closed or aborted."""
+        self._line(result.to_dict())
         self.count += 1
 
-    def close(self) -> None:
-        """Close and move the file onto its final name (idempotent)."""
-        if not self._handle.closed:
-            self._handle.close()
+    def write_error(self, source: str, error: str) -> None:
+        """Append ``{"source": source, "error": error}``: a unit of the input that could not be analysed."""
+        self._line({"source": str(source), "error": str(error)})
+        self.errors += 1
+
+    def _line(self, record: dict[str, Any]) -> None:
+        if self.closed:
+            raise ValueError(f"JSONL output {self.path} is already closed")
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self, commit: bool | None = None) -> bool:
+        """Close; move the file onto its final name when it is worth keeping (idempotent).
+
+        Args:
+            commit: None (default): keep the file when it holds at least one result, or error records
+                and no file of that name existed; True: also keep an empty file, but still never over
+                an existing one; False: discard it, as ``abort()``.
+
+        Returns:
+            Whether the target now holds this run's output.
+        """
+        if self._committed is not None:
+            return self._committed
+        self._handle.close()
+        exists = self.path.exists()
+        keep = commit is not False and (self.count > 0 or (not exists and (self.errors > 0 or commit is True)))
+        if keep:
             self._file.commit()
+        else:
+            self._file.discard()
+            if exists and commit is not False:
+                log.warning("%s left unchanged: this run wrote no results to it%s", self.path,
+                            f" ({self.errors} error record(s) dropped)" if self.errors else "")
+        self._committed = keep
+        return keep
 
     def abort(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
-        self._file.discard()
+        """Close and remove the temporary file; the target is left as it was (idempotent)."""
+        self.close(commit=False)
 
     def __enter__(self) -> "JsonlWriter":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class VideoSaver:
-    """Annotated RGB frames into a video file (``.mp4``: mp4v, ``.avi``: MJPG), renamed when closed.
-
-    Raises (on the first frame):
-        ValueError: OpenCV cannot write this format.
-    """
-
-    FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
-
-    def __init__(self, path: str | os.PathLike, *, fps: float = 25.0) -> None:
-        self.final = Path(path)
-        suffix = self.final.suffix.lower()
-        if suffix not in self.FOURCC:
-            raise ValueError(f"--save {self.final}: unsupported video suffix {suffix!r}; use one of {', '.join(self.FOURCC)}")
-        self._file = _AtomicFile(path, suffix=suffix)
-        self.fps = fps
-        self._writer = None
-        self._size: tuple[int, int] | None = None
-        self.frames = 0
-
-    def write(self, frame_rgb: np.ndarray) -> None:
-        import cv2
-
-        h, w = frame_rgb.shape[:2]
-        if self._writer is None:
-            self._size = (w, h)
-            fourcc = cv2.VideoWriter_fourcc(*self.FOURCC[self.final.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self._file.tmp), fourcc, float(self.fps), self._size)
-            if not self._writer.isOpened():
-                raise ValueError(f"OpenCV cannot write {self.final} (codec {self.FOURCC[self.final.suffix.lower()]})")
-        if (w, h) != self._size:
-            frame_rgb = cv2.resize(frame_rgb, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(cv2.cvtColor(np.ascontiguousarray(frame_rgb), cv2.COLOR_RGB2BGR))
-        self.frames += 1
-
-    def close(self) -> None:
-        """Finish the file and move it onto its final name (nothing is written without frames)."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            self._file.commit()
-        else:
-            self._file.discard()
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        self._file.discard()
 
 
 def display_available() -> bool:

@@ -28,7 +28,8 @@ def quantize_gguf(src: str | os.PathLike, dst: str | os.PathLike, qtype: str) ->
         qtype: one of ``QTYPES`` ("q8_0", "q4_k_m", "q4_0", "q5_k_m", "q6_k", "f16").
 
     Raises:
-        ValueError: unknown ``qtype``, ``src`` is not a GGUF, or ``dst`` is ``src``.
+        ValueError: unknown ``qtype``, ``src`` is not a GGUF or is damaged (``BundleError``), or ``dst``
+            is ``src``.
         FileNotFoundError: ``src`` does not exist.
         RuntimeError: llama.cpp reported a failure.
     """

@@ -23,9 +23,14 @@ _FAILS_BEFORE_RECONNECT = 5
 
 
 def _default_factory(index: int):
+    """``cv2.VideoCapture(index)`` with OpenCV's backend chatter (8 warning lines for a missing
+    camera) kept out of the terminal: ``CameraReader`` reports a camera that will not open itself."""
     import cv2
 
-    return cv2.VideoCapture(index)
+    from emox_edge.capture.quiet import quiet_native
+
+    with quiet_native():
+        return cv2.VideoCapture(index)
 
 
 class CameraReader:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from emox_edge.capture.decode import display_size, open_container
+from emox_edge.capture.decode import DecodeLoss, decode_packet, display_size, open_container
 from emox_edge.capture.segment import LiveSegmenter, Segmentation
 from emox_edge.capture.base import Source, empty_frames
 from emox_edge.media import SAMPLE_RATE, Clip
@@ -33,6 +33,10 @@ class StreamSource(Source):
             self._container = open_container(url, timeout=timeout)
         except (ValueError, FileNotFoundError, OSError) as exc:
             raise ConnectionError(f"stream {url} could not be opened: {exc}") from exc
+        self.loss = DecodeLoss()  # undecodable packets are skipped and counted, not fatal
+
+    def stats(self) -> dict[str, Any]:
+        return self.loss.to_dict()
 
     def clips(self) -> Iterator[Clip]:
         import av
@@ -75,7 +79,8 @@ class StreamSource(Source):
         frame_s = 1.0 / float(vstream.average_rate) if vstream is not None and vstream.average_rate else 0.04
         try:
             for packet in c.demux(*streams):
-                for frame in packet.decode():
+                kind = "video" if packet.stream is vstream else "audio"
+                for frame in decode_packet(packet, self.loss, kind):
                     t = float(frame.time) if frame.time is not None else None
                     if base is None and t is not None:
                         base = t
@@ -100,6 +105,9 @@ class StreamSource(Source):
                 yield from emit(segmenter.poll(watermark, audio_fn))
         except av.error.FFmpegError as exc:
             raise ConnectionError(f"stream {self.url} failed: {exc}") from exc
+        finally:
+            if self.loss.total:
+                log.warning("%s: %s", self.url, self.loss.describe())
         yield from emit(segmenter.flush(now))
 
     def close(self) -> None:

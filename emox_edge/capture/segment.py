@@ -18,6 +18,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MODES = ("fixed", "vad", "whole")
+WHOLE_MAX_FRAMES = 96  # frames kept of a "whole" clip of a file (see Segmentation.max_frames)
 
 
 class SpeechDetector(Protocol):
@@ -70,6 +71,10 @@ class Segmentation:
         max_clip_s: longer utterances are split.
         pad_s: seconds added before and after each utterance.
         vad: the speech detector for mode "vad" (None: ``default_vad()`` on first use).
+        max_frames: mode "whole" only: most frames a clip of a file keeps, evenly spread over it
+            (a longer file keeps every 2nd, 4th, ... frame), so memory does not grow with the
+            file's length. The model samples 8 frames and the face stage a few more; 96 keeps
+            every frame of files up to 3.8 s at 25 fps. Fixed and VAD clips keep every frame.
     """
 
     mode: str = "fixed"
@@ -78,6 +83,7 @@ class Segmentation:
     max_clip_s: float = 12.0
     pad_s: float = 0.2
     vad: SpeechDetector | None = field(default=None, compare=False)
+    max_frames: int = WHOLE_MAX_FRAMES
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -86,6 +92,8 @@ class Segmentation:
             raise ValueError(f"window_s must be a positive number of seconds, got {self.window_s!r}")
         if self.max_clip_s < self.min_clip_s or self.min_clip_s < 0:
             raise ValueError(f"need 0 <= min_clip_s <= max_clip_s, got {self.min_clip_s}, {self.max_clip_s}")
+        if isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int) or self.max_frames < 2:
+            raise ValueError(f"max_frames must be an integer >= 2, got {self.max_frames!r}")
 
     def detector(self) -> SpeechDetector:
         if self.vad is None:
@@ -94,19 +102,36 @@ class Segmentation:
 
     def spans(self, audio: np.ndarray, sr: int, duration: float) -> list[tuple[float, float]]:
         """Spans of a complete source of ``duration`` seconds whose audio is ``audio`` (may be empty)."""
-        duration = max(float(duration), audio.size / sr if sr else 0.0)
-        if self.mode == "whole" or duration <= 0:
-            return [(0.0, duration)]
-        if self.mode == "vad" and audio.size:
-            spans = self._speech_spans(audio, sr, duration)
-            if spans:
-                return spans
-            log.info("no speech found; cutting fixed windows of %.1f s instead", self.window_s)
-        return fixed_windows(duration, self.window_s, self.min_clip_s)
+        return self.planner(audio, sr)(duration)
 
-    def _speech_spans(self, audio: np.ndarray, sr: int, duration: float) -> list[tuple[float, float]]:
-        raw = self.detector().speech_segments(audio, sr)
-        return shape_spans(raw, duration=duration, pad_s=self.pad_s, min_s=self.min_clip_s, max_s=self.max_clip_s)
+    def planner(self, audio: np.ndarray, sr: int) -> Callable[[float], list[tuple[float, float]]]:
+        """``duration -> spans`` over ``audio`` for a source whose length is learnt while decoding.
+
+        The speech detector runs once, on the first call that needs it. For a larger duration the
+        spans that end at least ``min_clip_s`` before the smaller one are unchanged, so a decoder
+        can hand out those clips before it knows where the media ends.
+        """
+        raw: list[tuple[float, float]] | None = None
+        told = False
+
+        def plan(duration: float) -> list[tuple[float, float]]:
+            nonlocal raw, told
+            duration = max(float(duration), audio.size / sr if sr else 0.0)
+            if self.mode == "whole" or duration <= 0:
+                return [(0.0, duration)]
+            if self.mode == "vad" and audio.size:
+                if raw is None:
+                    raw = list(self.detector().speech_segments(audio, sr))
+                spans = shape_spans(raw, duration=duration, pad_s=self.pad_s, min_s=self.min_clip_s,
+                                    max_s=self.max_clip_s)
+                if spans:
+                    return spans
+                if not told:
+                    told = True
+                    log.info("no speech found; cutting fixed windows of %.1f s instead", self.window_s)
+            return fixed_windows(duration, self.window_s, self.min_clip_s)
+
+        return plan
 
 
 def fixed_windows(duration: float, window_s: float, min_s: float = 0.5) -> list[tuple[float, float]]:

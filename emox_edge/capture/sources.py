@@ -14,6 +14,7 @@ Accepted forms (anything else raises ``TypeError`` listing them):
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -21,9 +22,12 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from emox_edge.capture.decode import MediaInfo, iter_video, probe, read_audio
 from emox_edge.capture.base import Source, empty_frames
+from emox_edge.capture.decode import DecodeLoss, FrameConverter, MediaInfo, iter_video_frames, probe, read_audio
+from emox_edge.capture.images import MAX_IMAGE_PIXELS, read_image
+from emox_edge.capture.pending import PendingFrames
 from emox_edge.capture.segment import Segmentation
+from emox_edge.errors import BadInputError, EmoxEdgeError, MediaError
 from emox_edge.media import SAMPLE_RATE, Clip
 from emox_edge.preprocess.resample import downmix, resample_sinc
 
@@ -42,7 +46,13 @@ ACCEPTED = (
 
 
 class FileSource(Source):
-    """A local video or audio file, cut into clips by ``segmentation``."""
+    """A local video or audio file, cut into clips by ``segmentation``.
+
+    Clips cover what decodes, never the duration the container claims. Undecodable packets are
+    skipped (one warning per file; counts in ``stats()``); a file with neither a decodable frame
+    nor an audio sample raises ``MediaError`` when its clips are read. Spans with neither frames
+    nor audio samples (a timestamp jump) give no clip.
+    """
 
     def __init__(self, path: Path, *, segmentation: Segmentation, max_side: int | None, model_size: int = 224) -> None:
         self.path = Path(path)
@@ -51,63 +61,81 @@ class FileSource(Source):
         self.max_side = max_side
         self.model_size = model_size
         self.info: MediaInfo = probe(self.path)
+        self.loss = DecodeLoss()
+        self.frames_decoded = 0
+        self.empty_spans = 0
+
+    def stats(self) -> dict[str, Any]:
+        return {"frames_decoded": self.frames_decoded, "empty_spans_skipped": self.empty_spans, **self.loss.to_dict()}
 
     def clips(self) -> Iterator[Clip]:
-        audio = read_audio(self.path) if self.info.has_audio else np.zeros(0, np.float32)
-        duration = max(self.info.duration, audio.size / SAMPLE_RATE)
-        spans = self.segmentation.spans(audio, SAMPLE_RATE, duration)
-        if not self.info.has_video:
-            for start, end in spans:
-                frames, times = empty_frames()
-                yield self._clip(frames, times, None, audio, start, end)
-            return
-        index, bucket = 0, []
-        for t, display, model in iter_video(self.path, model_size=self.model_size, max_side=self.max_side):
-            while index < len(spans) and t >= spans[index][1]:
-                yield self._from_bucket(bucket, audio, spans[index])
-                index, bucket = index + 1, []
-            if index >= len(spans):
-                break
-            if t >= spans[index][0]:
-                bucket.append((t, display, model))
-        while index < len(spans):
-            yield self._from_bucket(bucket, audio, spans[index])
-            index, bucket = index + 1, []
+        self.loss, self.frames_decoded, self.empty_spans = DecodeLoss(), 0, 0
+        try:
+            yield from self._clips()
+        finally:
+            if self.loss.total:
+                log.warning("%s: %s", self.name, self.loss.describe())
 
-    def _from_bucket(self, bucket, audio, span) -> Clip:
-        if bucket:
-            times = np.asarray([b[0] for b in bucket], np.float64)
-            frames = np.stack([b[1] for b in bucket])
-            model = np.stack([b[2] for b in bucket])
+    def _clips(self) -> Iterator[Clip]:
+        audio = read_audio(self.path, loss=self.loss) if self.info.has_audio else np.zeros(0, np.float32)
+        plan = self.segmentation.planner(audio, SAMPLE_RATE)
+        media_end = audio.size / SAMPLE_RATE
+        pending = PendingFrames(self.segmentation.max_frames if self.segmentation.mode == "whole" else None)
+        if self.info.has_video:
+            convert = FrameConverter(model_size=self.model_size, max_side=self.max_side)
+            step = 1.0 / self.info.fps if self.info.fps > 0 else 0.04
+            horizon = -1.0
+            for t, frame in iter_video_frames(self.path, loss=self.loss):
+                self.frames_decoded += 1
+                media_end = max(media_end, t + step)
+                if t >= horizon:  # beyond what the plan covers: plan further (doubling: O(log n) plans)
+                    horizon = max(media_end, 2 * t + self.segmentation.window_s)
+                    pending.set_plan(plan(horizon))
+                for span in pending.closed(t, self.segmentation.min_clip_s):
+                    yield from self._emit(pending.take(span), audio, span)
+                if pending.wants(t):
+                    pending.add(t, *convert(frame))
+        if self.frames_decoded == 0 and audio.size == 0:
+            lost = f" ({self.loss.describe()})" if self.loss.total else ""
+            raise MediaError(f"{self.name}: no decodable video frame and no audio sample{lost}; expected a video "
+                             "or audio file with content")
+        pending.set_plan(plan(media_end))
+        for span in pending.closed(float("inf"), 0.0):
+            yield from self._emit(pending.take(span), audio, span)
+
+    def _emit(self, taken: tuple | None, audio: np.ndarray, span: tuple[float, float]) -> Iterator[Clip]:
+        start, end = span
+        a = audio[int(round(start * SAMPLE_RATE)) : int(round(end * SAMPLE_RATE))]
+        if taken is None and a.size == 0:
+            self.empty_spans += 1
+            return
+        if taken is not None:
+            times, frames, model = taken
         else:
             (frames, times), model = empty_frames(), None
-        return self._clip(frames, times, model, audio, *span)
-
-    def _clip(self, frames, times, model, audio, start, end) -> Clip:
-        a = audio[int(round(start * SAMPLE_RATE)) : int(round(end * SAMPLE_RATE))]
-        return Clip(frames=frames, frame_times=times, audio=np.ascontiguousarray(a), sample_rate=SAMPLE_RATE,
-                    start=float(start), end=float(end), source=self.name, model_frames=model)
+        yield Clip(frames=frames, frame_times=times, audio=np.ascontiguousarray(a), sample_rate=SAMPLE_RATE,
+                   start=float(start), end=float(end), source=self.name, model_frames=model)
 
 
 class ImageSource(Source):
-    """One still image: a clip of one frame and no audio."""
+    """One still image: a clip of one frame and no audio (see ``capture.images`` for the size limit)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.path = Path(path)
         self.name = str(self.path)
+        self.max_pixels = max_pixels
 
     def clips(self) -> Iterator[Clip]:
-        import cv2
-
-        bgr = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"{self.path}: not a readable image (expected one of {', '.join(IMAGE_SUFFIXES)})")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = read_image(self.path, max_pixels=self.max_pixels)
         yield Clip(frames=rgb[None], frame_times=np.zeros(1), audio=np.zeros(0, np.float32), source=self.name)
 
 
 class DirectorySource(Source):
-    """Every media file of a directory (not recursive), in name order."""
+    """Every media file of a directory (not recursive), in name order, each its own unit.
+
+    A file that cannot be read (corrupt, empty, not media, unreadable) gives one ``Clip.failed``
+    naming it and the reason, and the directory goes on with the next file; ``stats()`` counts them.
+    """
 
     def __init__(self, path: Path, **options: Any) -> None:
         self.path = Path(path)
@@ -117,11 +145,32 @@ class DirectorySource(Source):
         if not self.files:
             raise FileNotFoundError(f"{self.path}: no media files (expected suffixes {' '.join(suffixes)})")
         self._options = options
+        self.failed: list[tuple[str, str]] = []
+        self._loss: dict[str, int] = {}
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"files": len(self.files), "files_failed": len(self.failed)}
+        for key, value in self._loss.items():
+            out[key] = round(out.get(key, 0) + value, 3)
+        return out
 
     def clips(self) -> Iterator[Clip]:
         for path in self.files:
-            with resolve_source(path, **self._options) as source:
-                yield from source.clips()
+            last_end = 0.0
+            try:
+                with resolve_source(path, **self._options) as source:
+                    try:
+                        for clip in source.clips():
+                            last_end = clip.end
+                            yield clip
+                    finally:
+                        for key, value in source.stats().items():
+                            if isinstance(value, (int, float)):
+                                self._loss[key] = self._loss.get(key, 0) + value
+            except (EmoxEdgeError, OSError) as exc:
+                log.warning("%s: skipped: %s", path, exc)
+                self.failed.append((str(path), str(exc)))
+                yield Clip.failed(source=str(path), error=str(exc), start=last_end, end=last_end)
 
 
 class ArraySource(Source):
@@ -196,7 +245,10 @@ def resolve_source(
     Raises:
         TypeError: ``source`` is none of the accepted forms (the message lists them).
         FileNotFoundError: a path that does not exist, or a directory without media.
-        ValueError: a file that is not readable media; a microphone with a file source.
+        BadInputError: a path with a name longer than the file system allows.
+        MediaError: a file that is not readable media (a ``ValueError``; a file that opens but holds
+            nothing decodable raises it when its clips are read).
+        ValueError: a microphone with a file source.
         ConnectionError: a camera, microphone or stream that cannot be opened.
     """
     from emox_edge.capture.live import LiveSource, StreamSource
@@ -226,7 +278,7 @@ def resolve_source(
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         _no_mic(mic, path)
-        if not path.exists():
+        if not _exists(path):
             raise FileNotFoundError(f"source not found: {path} (expected a file, a directory, a camera index or a URL)")
         if path.is_dir():
             return DirectorySource(path, segmentation=segmentation, max_side=max_side, fps=fps, sample_rate=sample_rate)
@@ -234,6 +286,18 @@ def resolve_source(
             return ImageSource(path)
         return FileSource(path, segmentation=segmentation, max_side=max_side)
     raise TypeError(f"unsupported source of type {type(source).__name__}; accepted: {ACCEPTED}")
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, with a name too long for the file system reported as bad input."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            longest = max((len(part) for part in path.parts), default=0)
+            raise BadInputError(f"source path too long: {str(path)[:60]}... ({longest} characters in one name, "
+                                f"{len(str(path))} in all; file systems allow 255 per name)") from exc
+        raise
 
 
 def _no_mic(mic: Any, source: Any) -> None:

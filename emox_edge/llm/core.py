@@ -97,7 +97,10 @@ class LanguageCore:
 
         Raises:
             FileNotFoundError: no such file.
-            ValueError: not a GGUF file, a model llama.cpp cannot load, or a bad argument.
+            BundleError: not a GGUF file, a damaged header or tensor table (checked in Python before
+                llama.cpp sees the file, since llama.cpp aborts the process on some), or a model
+                llama.cpp cannot load; the message names the file. A ``ValueError``.
+            ValueError: a bad argument.
         """
         n_ctx = _positive_int("n_ctx", n_ctx)
         n_batch = _positive_int("n_batch", n_batch)

@@ -19,7 +19,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from emox_edge.errors import BundleError
+
 GGUF_MAGIC = b"GGUF"
+GGUF_VERSIONS = (2, 3)  # what llama.cpp reads
+_MAX_DIMS = 4  # GGML_MAX_DIMS
+_HINT = "expected a GGUF model file; re-download or re-convert the bundle"
 _DEFAULT_ALIGNMENT = 32
 SMALL_ARRAY = 256  # arrays up to this many elements are decoded
 # GGUF value types: (struct format, size); 8 = string, 9 = array.
@@ -52,20 +57,23 @@ class GGUFFile:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a GGUF file, or a header that is cut short.
+        BundleError: not a GGUF file, or a header that is cut short or damaged (a ``ValueError``).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"GGUF file not found: {self.path}")
+        if self.path.stat().st_size < 24:
+            raise BundleError(f"{self.path} is not a GGUF file: {self.path.stat().st_size} bytes is too short for a "
+                              f"GGUF header; {_HINT}")
         with open(self.path, "rb") as handle:
             self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         try:
             self._parse()
-        except (struct.error, UnicodeDecodeError, IndexError) as exc:
+        except (struct.error, UnicodeDecodeError, IndexError, OverflowError, MemoryError) as exc:
             self.close()
-            raise ValueError(f"{self.path}: damaged GGUF header ({exc})") from exc
+            raise BundleError(f"{self.path}: could not load the GGUF model: damaged header ({exc}); {_HINT}") from exc
         except BaseException:
             self.close()
             raise
@@ -73,8 +81,17 @@ class GGUFFile:
     def _parse(self) -> None:
         buf = self._map
         if buf[:4] != GGUF_MAGIC:
-            raise ValueError(f"{self.path} is not a GGUF file: it starts with {bytes(buf[:4])!r}")
+            raise BundleError(f"{self.path} is not a GGUF file: it starts with {bytes(buf[:4])!r}, expected "
+                              f"{GGUF_MAGIC!r}; {_HINT}")
         self.version, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+        if self.version not in GGUF_VERSIONS:
+            raise BundleError(f"{self.path}: could not load the GGUF model: version {self.version}, expected one of "
+                              f"{', '.join(map(str, GGUF_VERSIONS))}; {_HINT}")
+        # every key/value takes at least 12 bytes and every tensor entry at least 24: a count beyond
+        # that is garbage, refused before looping over it
+        if n_kv * 12 > len(buf) or n_tensors * 24 > len(buf):
+            raise BundleError(f"{self.path}: could not load the GGUF model: the header declares {n_kv} keys and "
+                              f"{n_tensors} tensors, more than {len(buf)} bytes can hold; {_HINT}")
         self._pos = 24
         self.fields: dict[str, Any] = {}
         for _ in range(n_kv):
@@ -89,7 +106,10 @@ class GGUFFile:
             self._pos += 8 * n_dims
             ggml_type, offset = self._unpack("<IQ", 12)
             infos.append((name, tuple(int(d) for d in shape), int(ggml_type), int(offset)))
-        align = int(self.fields.get("general.alignment", _DEFAULT_ALIGNMENT))
+        align = self.fields.get("general.alignment", _DEFAULT_ALIGNMENT)
+        if isinstance(align, bool) or not isinstance(align, int) or align <= 0 or align & (align - 1):
+            raise BundleError(f"{self.path}: could not load the GGUF model: general.alignment is {align!r}, "
+                              f"expected a power of two; {_HINT}")
         data_start = (self._pos + align - 1) // align * align
         self.tensors = {n: TensorInfo(n, s, t, data_start + o) for n, s, t, o in infos}
 
@@ -114,7 +134,8 @@ class GGUFFile:
         if vtype == _STRING:
             return self._string()
         if vtype != _ARRAY:
-            raise ValueError(f"{self.path}: unknown GGUF value type {vtype}")
+            raise BundleError(f"{self.path}: could not load the GGUF model: unknown value type {vtype} at byte "
+                              f"{self._pos}; {_HINT}")
         elem, count = self._unpack("<IQ", 12)
         if count <= SMALL_ARRAY:
             return [self._value(elem) for _ in range(count)]
@@ -129,6 +150,38 @@ class GGUFFile:
             for _ in range(count):
                 self._value(elem)
         return ArraySummary(int(elem), int(count))
+
+    def validate(self) -> None:
+        """Check the tensor table against the file: known types, sane shapes, data inside the file.
+
+        llama.cpp aborts the process on some damaged tables instead of returning an error, so a
+        file is checked here before it is handed over.
+
+        Raises:
+            BundleError: the first problem found, naming the tensor and the file.
+        """
+        import gguf
+
+        align = self.fields.get("general.alignment", _DEFAULT_ALIGNMENT)  # checked by the parser
+        size = len(self._map)
+        if not self.tensors:
+            raise BundleError(f"{self.path}: could not load the GGUF model: it holds no tensors; {_HINT}")
+        for info in self.tensors.values():
+            where = f"{self.path}: could not load tensor {info.name!r}:"
+            if not 1 <= len(info.shape) <= _MAX_DIMS or any(d <= 0 for d in info.shape):
+                raise BundleError(f"{where} shape {info.shape}, expected 1-{_MAX_DIMS} positive dimensions; {_HINT}")
+            try:
+                qtype = gguf.GGMLQuantizationType(info.ggml_type)
+                block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+            except (ValueError, KeyError):
+                raise BundleError(f"{where} unknown tensor type {info.ggml_type}; {_HINT}") from None
+            if info.shape[0] % block:
+                raise BundleError(f"{where} rows of {info.shape[0]} values do not fill blocks of {block} "
+                                  f"({qtype.name}); {_HINT}")
+            n_bytes = int(np.prod(info.shape, dtype=object)) // block * type_size
+            if info.offset % align or info.offset + n_bytes > size:
+                raise BundleError(f"{where} its data at bytes {info.offset}-{info.offset + n_bytes} lies outside the "
+                                  f"{size}-byte file or off its {align}-byte alignment (truncated or damaged); {_HINT}")
 
     def metadata_str(self) -> dict[str, str]:
         """Every key as a string: scalars as text, small arrays as JSON, large ones summarised."""
@@ -148,7 +201,7 @@ class GGUFFile:
 
         info = self.tensors.get(name)
         if info is None or len(info.shape) != 2:
-            raise ValueError(f"{self.path} has no 2-D tensor {name!r}")
+            raise BundleError(f"{self.path} has no 2-D tensor {name!r}")
         qtype = gguf.GGMLQuantizationType(info.ggml_type)
         block, type_size = gguf.GGML_QUANT_SIZES[qtype]
         width, n_rows = info.shape
@@ -164,3 +217,21 @@ class GGUFFile:
             except BufferError:  # a caller still holds a view; the map closes when it goes away
                 pass
             self._map = None
+
+
+def validate_gguf(path: str | os.PathLike) -> Path:
+    """Check that ``path`` is a whole, well-formed GGUF file before llama.cpp opens it.
+
+    Reads only the header and the tensor table (a fraction of a second for a 1 GB model).
+
+    Raises:
+        FileNotFoundError: no such file.
+        BundleError: not GGUF, an unsupported version, or a damaged header or tensor table (the
+            message names the file and what is wrong).
+    """
+    info = GGUFFile(path)
+    try:
+        info.validate()
+    finally:
+        info.close()
+    return Path(path)
