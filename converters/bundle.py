@@ -6,6 +6,7 @@ The bundle directory::
     llm/llm-<type>.gguf            one per quantization type found in --llm
     encoders/<graph>[.int8].onnx   the four graphs, fp32 and int8
     reports/llm-report.json, reports/encoders-report.json (+ .md)   when present
+    speech/whisper-<asr>/          Whisper (CTranslate2) for transcripts, with --asr base|tiny.en
 
 Files are hard-linked when source and bundle share a file system, copied otherwise (atomically
 either way). The manifest gets every constant the runtime needs from ``emox_edge/data/nano_emox.json``;
@@ -19,12 +20,16 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from converters._options import check_required, paths_as_path
+from converters.speech import ASR_CHOICES, add_speech_section, whisper_choice
 from emox_edge._io import atomic_path
 from emox_edge.bundle.manifest import MANIFEST_NAME, Bundle, write_manifest
+from emox_edge.errors import BadInputError
+from emox_edge.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +41,35 @@ REPORTS = ("llm-report.json", "llm-report.md", "encoders-report.json", "encoders
 
 @dataclass(frozen=True)
 class BundleOptions:
-    """``emox-edge convert bundle`` flags."""
+    """What ``assemble_bundle`` does; the flags of ``emox-edge convert bundle`` are these fields.
 
-    llm: Path
-    encoders: Path
-    out: Path
+    Attributes:
+        llm: the output directory of 'emox-edge convert llm'.
+        encoders: the output directory of 'emox-edge convert encoders'.
+        out: the bundle directory to create.
+        name: the bundle name recorded in the manifest.
+        default_quant: the GGUF type the runtime loads by default. Without it q4_k_m is chosen, else
+            q8_0, else f16.
+        force: replace a bundle in a non-empty output directory.
+        asr: the speech model the bundle carries for transcripts: base (Whisper base, 99 languages),
+            tiny.en (English only) or none. Without it the bundle has none.
+    """
+
+    llm: Path | None = field(default=None, metadata={"required": True, "metavar": "DIR"})
+    encoders: Path | None = field(default=None, metadata={"required": True, "metavar": "DIR"})
+    out: Path | None = field(default=None, metadata={"required": True, "metavar": "DIR"})
     name: str = "nano-emox"
-    default_quant: str | None = None
+    default_quant: str | None = field(default=None, metadata={"metavar": "TYPE"})
     force: bool = False
+    asr: str | None = field(default=None, metadata={"choices": (*ASR_CHOICES, "none"), "metavar": "MODEL"})
+
+    def __post_init__(self) -> None:
+        check_required(self, "convert bundle")
+        paths_as_path(self, "llm", "encoders", "out")
+        if self.asr == "none":
+            object.__setattr__(self, "asr", None)
+        if self.asr is not None:
+            whisper_choice(self.asr)
 
 
 def nano_emox_constants() -> dict[str, Any]:
@@ -71,7 +97,7 @@ def read_encoders_part(enc_dir: Path) -> dict[str, Any]:
                                 "(a conversion whose parity gate failed writes none)")
     part = json.loads(part_path.read_text(encoding="utf-8"))
     if part.get("kind") != "nano-emox-encoders":
-        raise ValueError(f"{part_path}: kind {part.get('kind')!r}, expected 'nano-emox-encoders'")
+        raise BadInputError(f"{part_path}: kind {part.get('kind')!r}, expected 'nano-emox-encoders'")
     missing = [f for f in part["files"] if not (enc_dir / f).is_file()]
     if missing:
         raise FileNotFoundError(f"--encoders {enc_dir}: files listed in {ENCODERS_PART} are missing: {', '.join(missing)}")
@@ -90,7 +116,7 @@ def assemble_bundle(options: BundleOptions) -> Path:
     arch = meta.get("general.architecture")
     width = meta.get(f"{arch}.embedding_length")
     if width != part["encoders"]["embedding_width"]:
-        raise ValueError(
+        raise BadInputError(
             f"the encoders produce {part['encoders']['embedding_width']}-wide embeddings but {ggufs[default].name} "
             f"has embedding_length {width}: the two conversions come from different models")
     constants = nano_emox_constants()
@@ -99,11 +125,14 @@ def assemble_bundle(options: BundleOptions) -> Path:
 
     files: list[str] = []
     gguf_rel = {}
-    for qtype, path in ggufs.items():
-        gguf_rel[qtype] = _place(path, out / "llm" / path.name, out)
-        files.append(gguf_rel[qtype])
-    for name in part["files"]:
-        files.append(_place(enc_dir / name, out / "encoders" / name, out))
+    with progress(total=len(ggufs) + len(part["files"]), desc="convert bundle", unit="file") as bar:
+        for qtype, path in ggufs.items():
+            gguf_rel[qtype] = _place(path, out / "llm" / path.name, out)
+            files.append(gguf_rel[qtype])
+            bar.update()
+        for name in part["files"]:
+            files.append(_place(enc_dir / name, out / "encoders" / name, out))
+            bar.update()
     reports = {}
     for src_dir in (llm_dir, enc_dir):
         for name in REPORTS:
@@ -139,6 +168,9 @@ def assemble_bundle(options: BundleOptions) -> Path:
         "sources": {"encoders": part.get("sources", {}), "constants": constants["source"]},
         "reports": reports,
     }
+    if options.asr is not None:
+        body["speech"] = add_speech_section(out, options.asr)
+        files += list(body["speech"]["files"].values())
     write_manifest(out, body, files=files)
     Bundle.open(out, verify="sha256")
     log.info("bundle %s: %d files, language core %s (%s), embedding width %d", out, len(files), default,
@@ -149,7 +181,7 @@ def assemble_bundle(options: BundleOptions) -> Path:
 def _default_quant(ggufs: dict[str, Path], wanted: str | None) -> str:
     if wanted is not None:
         if wanted not in ggufs:
-            raise ValueError(f"--default-quant {wanted!r} is not among the GGUFs found: {', '.join(sorted(ggufs))}")
+            raise BadInputError(f"--default-quant {wanted!r} is not among the GGUFs found: {', '.join(sorted(ggufs))}")
         return wanted
     for qtype in QUANT_PREFERENCE:
         if qtype in ggufs:
@@ -162,7 +194,7 @@ def _check_slots(constants: dict, part: dict) -> None:
     got = part["encoders"]["slots"]
     bad = [f"{k}: adapters give {got.get(k)}, prompt expects {v}" for k, v in by_name.items() if got.get(k) != v]
     if bad:
-        raise ValueError("the encoders' slot counts do not match the Nano-EmoX prompt: " + "; ".join(bad))
+        raise BadInputError("the encoders' slot counts do not match the Nano-EmoX prompt: " + "; ".join(bad))
 
 
 def _prepare_out(out: Path, *, force: bool) -> None:
@@ -172,7 +204,7 @@ def _prepare_out(out: Path, *, force: bool) -> None:
         if not force:
             raise FileExistsError(f"--out {out} is not empty; pass --force to replace the bundle in it")
         (out / MANIFEST_NAME).unlink(missing_ok=True)  # an interrupted rebuild never looks complete
-        for sub in ("llm", "encoders", "reports"):
+        for sub in ("llm", "encoders", "reports", "speech"):
             shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -1,9 +1,10 @@
 """``Analyzer``: one analyzer for every bundle kind.
 
 It owns the stages every bundle shares: opening the bundle and checking its manifest, the device and
-thread budget, face detection + tracking, the language core (one GPU-offload rule), sampling
-defaults, task parsing and variant checks, timing keys, result assembly and the live loop. A bundle
-kind (``emox_edge.kinds``) contributes only its perception and its prompts.
+thread budget, face detection + tracking, voice activity and speech recognition (the words become
+the subtitle of every language task), the language core (one GPU-offload rule), sampling defaults,
+task parsing and variant checks, timing keys, result assembly and the live loop. A bundle kind
+(``emox_edge.kinds``) contributes only its perception and its prompts.
 
     import emox_edge
 
@@ -26,7 +27,8 @@ import numpy as np
 from emox_edge.bundle import Bundle
 from emox_edge.devices import default_threads, resolve_device
 from emox_edge.errors import BadInputError, InputTypeError
-from emox_edge.faces.persons import largest_track, persons
+from emox_edge.faces.persons import persons
+from emox_edge.faces.speaker import choose_speaker  # the face whose mouth moves while speech is heard, else the largest
 from emox_edge.faces.stage import FaceStage
 from emox_edge.kinds import kind_class
 from emox_edge.media import Clip
@@ -62,8 +64,17 @@ class Analyzer:
         self._core = None
         self._faces: FaceStage | None = None
         self._kind = None
+        self._vad = None
+        self._transcriber = None
         self._gguf = self._choose_gguf()
         try:
+            self._vad = _open_vad(bundle)
+            if options.speech.enabled:
+                from emox_edge.speech import Transcriber
+
+                self._transcriber = Transcriber.from_bundle(bundle, n_threads=self.n_threads, device=self.device)
+                if self._transcriber is not None:
+                    self._transcriber.check_options(options.speech)  # e.g. a language the model lacks
             self._kind = kind_class(bundle.kind, where=bundle.root)(bundle, self)
             self._faces = FaceStage(bundle, options.faces, default_frames=self._kind.default_face_frames,
                                     providers=self.device.ort_providers, n_threads=self.n_threads,
@@ -220,27 +231,42 @@ class Analyzer:
             return results[0]
         return results
 
+    def speech_stage(self):
+        """A new ``SpeechStage`` for one stream (carry-over and dialogue memory), or None when the
+        bundle has no speech model or speech recognition is off."""
+        if self._transcriber is None:
+            return None
+        from emox_edge.speech import SpeechStage
+
+        return SpeechStage(self._transcriber, self.options.speech)
+
     def analyze_clip(self, clip: Clip, requests: Sequence[TaskRequest], *, history: Sequence[str] = (),
-                     tracker: Any = None) -> ClipResult:
-        """Answer checked ``requests`` (see ``check_tasks``) on one clip."""
+                     tracker: Any = None, speech: Any = None, live: bool = False) -> ClipResult:
+        """Answer checked ``requests`` (see ``check_tasks``) on one clip.
+
+        ``speech`` is the stream's ``SpeechStage`` (None: a fresh one for this clip alone); ``live``
+        turns its carry-over of words cut by the clip's end on (fixed windows of a stream).
+        """
         if not isinstance(clip, Clip):
             raise InputTypeError(f"analyze_clip() takes an emox_edge.media.Clip, got {type(clip).__name__}")
         t_start = time.perf_counter()
         if clip.error:
             return self._failed(clip, clip.error, {})
         frame_faces, timings = self._faces.detect(clip.frames, clip.frame_times, tracker=tracker)
+        clip, transcript, segments, said_before = self._hear(clip, speech or self.speech_stage(), live, timings)
+        dialogue = [*history, *said_before]  # empathize reads the stream's earlier turns too
         if clip.frames.shape[0] == 0 and clip.audio.size == 0:
             results = {}
             for request in requests:
                 results[_key(request, results)] = TaskResult.abstain(request.task, "the clip holds no frames and no audio")
             evidence = None
         else:
-            evidence = self._kind.perceive(clip, frame_faces)
+            evidence = self._kind.perceive(clip, frame_faces, speech_segments=segments)
             timings.update(evidence.timings)
             results = {}
             for request in requests:
                 t0 = time.perf_counter()
-                result = self._kind.answer(request, evidence, clip, history)
+                result = self._kind.answer(request, evidence, clip, dialogue if request.task == "empathize" else history)
                 result = dataclasses.replace(result, timings={**result.timings, "total_ms": _ms(t0)})
                 results[_key(request, results)] = result
         for key in ("prefill_ms", "decode_ms"):
@@ -251,11 +277,43 @@ class Analyzer:
         faces = next((found for _, found in reversed(frame_faces) if found), ())
         frame, frame_time = _last_frame(clip, frame_faces)
         perception = dict(evidence.perception) if evidence else {}
-        speaker = _speaker(frame_faces, perception.get("speech_segments") or ())
+        if segments is not None:
+            perception.setdefault("speech_segments", [[round(s, 3), round(e, 3)] for s, e in segments])
+        # the voiced spans on the frames' clock (seconds from the source's start)
+        speaker = choose_speaker(list(frame_faces), [(s + clip.start, e + clip.start) for s, e in segments or ()])
         return ClipResult(source=clip.source, start=clip.start, end=clip.end, bundle=self.name, tasks=results,
                           faces=tuple(faces), perception=perception, timings=timings, frame_faces=tuple(frame_faces),
-                          speaker=speaker, persons=tuple(p.to_dict() for p in persons(frame_faces, speaker=speaker)),
+                          transcript=transcript, speaker=speaker,
+                          persons=tuple(p.to_dict() for p in persons(frame_faces, speaker=speaker)),
                           frame=frame, frame_time=frame_time)
+
+    def _hear(self, clip: Clip, stage: Any, live: bool, timings: dict[str, float]):
+        """Voice activity and, for a clip with audio and no subtitle, speech recognition.
+
+        Returns (the clip, its subtitle set to the words heard; the transcript record or None; the
+        voiced spans or None when the bundle has no VAD; the dialogue turns said before this clip).
+        """
+        segments = None
+        if self._vad is not None and clip.audio.size >= clip.sample_rate // 4:
+            from emox_edge.vad import VADOptions
+
+            t0 = time.perf_counter()
+            segments = self._vad.speech_segments(clip.audio, clip.sample_rate, VADOptions(min_speech_s=0.2))
+            timings["vad_ms"] = _ms(t0)
+        if clip.subtitle:
+            before = stage.memory.turns() if stage is not None else []
+            if stage is not None:
+                stage.memory.add(clip.subtitle)
+            return clip, {"text": clip.subtitle, "source": "subtitle"}, segments, before
+        if stage is None or clip.audio.size == 0:
+            return clip, None, segments, []
+        t0 = time.perf_counter()
+        heard = stage.transcribe_clip(clip.audio, clip.sample_rate, segments, live=live, clip_start=clip.start,
+                                      clip_end=clip.end)
+        timings["asr_ms"] = _ms(t0)
+        if heard.text:
+            clip = dataclasses.replace(clip, subtitle=heard.text)
+        return clip, {**heard.to_dict(), "source": "asr"}, segments, list(stage.history)
 
     def _failed(self, clip: Clip, error: str, timings: dict[str, float]) -> ClipResult:
         return ClipResult(source=clip.source, start=clip.start, end=clip.end, bundle=self.name, tasks={},
@@ -300,6 +358,8 @@ class Analyzer:
         if segmentation is None:
             segmentation = self._segmentation(window_s, vad)
         src = resolve_source(source, segmentation=segmentation, **(source_options or {}))
+        speech = self.speech_stage()  # one per stream: words cut by a window border are carried over
+        live = getattr(segmentation, "mode", "fixed") == "fixed"
         count = 0
         try:
             clips = src.clips()
@@ -313,7 +373,7 @@ class Analyzer:
                 if subtitle and not clip.subtitle:
                     clip = dataclasses.replace(clip, subtitle=subtitle)
                 try:
-                    result = self.analyze_clip(clip, requests, history=history)
+                    result = self.analyze_clip(clip, requests, history=history, speech=speech, live=live)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:  # the live loop survives one bad clip
@@ -325,6 +385,10 @@ class Analyzer:
                 if callback is not None:
                     callback(result)
                 yield clip, result
+            if speech is not None:
+                rest = speech.flush()
+                if rest.text:
+                    log.info("words after the last clip of %s were not analysed: %r", src.name, rest.text)
         finally:
             stats = src.stats()
             if stats:
@@ -344,16 +408,26 @@ class Analyzer:
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
         """Free the models (idempotent)."""
-        for part in (self._faces, self._kind, self._core):
+        for part in (self._faces, self._kind, self._core, self._vad, self._transcriber):
             if part is not None:
                 part.close()
-        self._faces = self._kind = self._core = None
+        self._faces = self._kind = self._core = self._vad = self._transcriber = None
 
     def __enter__(self) -> "Analyzer":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open_vad(bundle: Bundle):
+    """The bundle's Silero VAD (``graphs.vad.file``), or None."""
+    entry = (bundle.manifest.get("graphs") or {}).get("vad")
+    if not isinstance(entry, dict):
+        return None
+    from emox_edge.vad import SileroVAD
+
+    return SileroVAD(bundle.path(bundle.require("graphs.vad.file")), n_threads=1)
 
 
 def _last_frame(clip: Clip, frame_faces) -> tuple[np.ndarray | None, float | None]:
@@ -365,16 +439,6 @@ def _last_frame(clip: Clip, frame_faces) -> tuple[np.ndarray | None, float | Non
     else:
         index = clip.frames.shape[0] - 1
     return clip.frames[index].copy(), float(clip.frame_times[index])  # a copy: the clip's frames can go
-
-
-def _speaker(frame_faces, speech_segments) -> int | None:
-    """The face the language tasks speak about: the one whose mouth moves while speech is heard, else
-    the largest."""
-    try:
-        from emox_edge.faces.speaker import choose_speaker
-    except ImportError:
-        return largest_track(frame_faces)
-    return choose_speaker(list(frame_faces), [tuple(s) for s in speech_segments])
 
 
 def _key(request: TaskRequest, results: dict) -> str:

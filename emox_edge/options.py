@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from emox_edge.devices import DEVICES
 from emox_edge.errors import BadInputError
+from emox_edge.speech.options import SpeechOptions
 
 PRECISIONS = ("int8", "fp32")
 INJECTIONS = ("text", "lexical")
@@ -85,6 +86,7 @@ class AnalyzerOptions:
         constrain: constrain closed-set answers so they are always a valid label.
         n_ctx: context length of the language core, in tokens.
         faces: face detection and tracking.
+        speech: speech recognition, whose words become the subtitle of every language task.
         lite: settings only lite bundles read.
     """
 
@@ -98,6 +100,7 @@ class AnalyzerOptions:
     constrain: bool = True
     n_ctx: int = field(default=4096, metadata={"metavar": "N"})
     faces: FaceOptions = field(default_factory=FaceOptions)
+    speech: SpeechOptions = field(default_factory=SpeechOptions)
     lite: LiteOptions = field(default_factory=LiteOptions)
 
     def __post_init__(self) -> None:
@@ -111,5 +114,6 @@ class AnalyzerOptions:
                "a quantization the bundle has, e.g. q4_k_m")
         _check(isinstance(self.faces, FaceOptions), "faces", self.faces, "a FaceOptions")
         _check(isinstance(self.lite, LiteOptions), "lite", self.lite, "a LiteOptions")
+        _check(isinstance(self.speech, SpeechOptions), "speech", self.speech, "a SpeechOptions")
 
 

@@ -120,7 +120,7 @@ class JsonlWriter:
 
     def _line(self, record: dict[str, Any]) -> None:
         if self.closed:
-            raise ValueError(f"JSONL output {self.path} is already closed")
+            raise BadInputError(f"JSONL output {self.path} is already closed")
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())

@@ -253,7 +253,7 @@ class VideoSaver:
 
     def _check_open(self) -> None:
         if self._done is not None:
-            raise ValueError(f"video output {self.final} is already closed")
+            raise BadInputError(f"video output {self.final} is already closed")
 
     def __enter__(self) -> "VideoSaver":
         return self

@@ -30,7 +30,8 @@ def summary_line(result: Any) -> str:
         return f"{span} ERROR {result.error}"
     parts = [f"{name}={task_summary(task)}" for name, task in result.tasks.items()]
     faces = f" faces={len(result.faces)}" if result.faces else ""
-    said = (getattr(result, "transcript", None) or {}).get("text") or ""
+    heard = getattr(result, "transcript", None) or {}
+    said = heard.get("text") or "" if heard.get("source") == "asr" else ""  # a given subtitle is not repeated
     if said:
         said = " ".join(said.split())
         parts.insert(0, 'said="' + (said if len(said) <= 60 else said[:57] + "...") + '"')

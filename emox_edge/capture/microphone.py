@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
+
 log = logging.getLogger(__name__)
 
 SOUNDDEVICE_HINT = (
@@ -38,7 +40,7 @@ class AudioRing:
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
-            raise ValueError(f"ring capacity must be positive, got {capacity}")
+            raise BadInputError(f"ring capacity must be positive, got {capacity}")
         self._buf = np.zeros(capacity, np.float32)
         self.capacity = capacity
         self.written = 0  # total samples ever written

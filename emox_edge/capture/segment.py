@@ -15,6 +15,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from emox_edge.errors import BadInputError
+
 log = logging.getLogger(__name__)
 
 MODES = ("fixed", "vad", "whole")
@@ -87,13 +89,13 @@ class Segmentation:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"segmentation mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+            raise BadInputError(f"segmentation mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         if not (self.window_s > 0 and math.isfinite(self.window_s)):
-            raise ValueError(f"window_s must be a positive number of seconds, got {self.window_s!r}")
+            raise BadInputError(f"window_s must be a positive number of seconds, got {self.window_s!r}")
         if self.max_clip_s < self.min_clip_s or self.min_clip_s < 0:
-            raise ValueError(f"need 0 <= min_clip_s <= max_clip_s, got {self.min_clip_s}, {self.max_clip_s}")
+            raise BadInputError(f"need 0 <= min_clip_s <= max_clip_s, got {self.min_clip_s}, {self.max_clip_s}")
         if isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int) or self.max_frames < 2:
-            raise ValueError(f"max_frames must be an integer >= 2, got {self.max_frames!r}")
+            raise BadInputError(f"max_frames must be an integer >= 2, got {self.max_frames!r}")
 
     def detector(self) -> SpeechDetector:
         if self.vad is None:

@@ -27,7 +27,7 @@ from emox_edge.capture.decode import DecodeLoss, FrameConverter, MediaInfo, iter
 from emox_edge.capture.images import MAX_IMAGE_PIXELS, read_image
 from emox_edge.capture.pending import PendingFrames
 from emox_edge.capture.segment import Segmentation
-from emox_edge.errors import BadInputError, EmoxEdgeError, MediaError
+from emox_edge.errors import BadInputError, EmoxEdgeError, InputTypeError, MediaError
 from emox_edge.media import SAMPLE_RATE, Clip
 from emox_edge.preprocess.resample import downmix, resample_sinc
 
@@ -195,19 +195,19 @@ def _to_clip(item: Any, *, fps: float, sample_rate: int, name: str) -> Clip:
     elif isinstance(item, np.ndarray) and item.ndim in (1, 2):
         audio = item
     else:
-        raise TypeError(f"cannot make a clip of {type(item).__name__} {getattr(item, 'shape', '')}; accepted: {ACCEPTED}")
+        raise InputTypeError(f"cannot make a clip of {type(item).__name__} {getattr(item, 'shape', '')}; accepted: {ACCEPTED}")
     if frames is None:
         frames = np.zeros((0, 1, 1, 3), np.uint8)
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise TypeError(f"frames must be uint8 RGB [N,H,W,3] or [H,W,3], got {frames.dtype} {frames.shape}")
+        raise InputTypeError(f"frames must be uint8 RGB [N,H,W,3] or [H,W,3], got {frames.dtype} {frames.shape}")
     if audio is None:
         audio = np.zeros(0, np.float32)
     audio = np.asarray(audio)
     if not np.issubdtype(audio.dtype, np.floating):
-        raise TypeError(f"audio must be float samples in [-1, 1], got dtype {audio.dtype}")
+        raise InputTypeError(f"audio must be float samples in [-1, 1], got dtype {audio.dtype}")
     if audio.ndim == 2:  # [C, S] or [S, C]
         audio = downmix(audio if audio.shape[0] <= audio.shape[1] else audio.T)
     audio = resample_sinc(audio.astype(np.float32), sample_rate, SAMPLE_RATE)
@@ -257,10 +257,10 @@ def resolve_source(
         return source
     segmentation = segmentation or Segmentation()
     if isinstance(source, bool):
-        raise TypeError(f"source {source!r} is a bool; accepted: {ACCEPTED}")
+        raise InputTypeError(f"source {source!r} is a bool; accepted: {ACCEPTED}")
     if source is None:
         if mic is None or mic is False:
-            raise TypeError(f"no source given; accepted: {ACCEPTED}")
+            raise InputTypeError(f"no source given; accepted: {ACCEPTED}")
         return LiveSource(camera=None, mic=mic, segmentation=segmentation, mic_factory=mic_factory)
     if isinstance(source, (int, np.integer)) or (isinstance(source, str) and _is_camera_string(source)):
         return LiveSource(camera=int(source), mic=mic, segmentation=segmentation,
@@ -285,7 +285,7 @@ def resolve_source(
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return ImageSource(path)
         return FileSource(path, segmentation=segmentation, max_side=max_side)
-    raise TypeError(f"unsupported source of type {type(source).__name__}; accepted: {ACCEPTED}")
+    raise InputTypeError(f"unsupported source of type {type(source).__name__}; accepted: {ACCEPTED}")
 
 
 def _exists(path: Path) -> bool:
@@ -302,4 +302,4 @@ def _exists(path: Path) -> bool:
 
 def _no_mic(mic: Any, source: Any) -> None:
     if mic is not None and mic is not False:
-        raise ValueError(f"a microphone can be combined with a camera only, not with {source}")
+        raise BadInputError(f"a microphone can be combined with a camera only, not with {source}")

@@ -91,14 +91,6 @@ def _default_source():
     return str(path)
 
 
-def _demo_transcript() -> str:
-    try:
-        from emox_edge.demo import DEMO_TRANSCRIPT
-    except ImportError:
-        return ""
-    return DEMO_TRANSCRIPT
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM: stop now; results analysed so far are committed like on Ctrl-C (exit 143)."""
 
@@ -133,7 +125,7 @@ def _stop_signals():
 
 def run(args: argparse.Namespace) -> int:
     from emox_edge.errors import BadInputError
-    from emox_edge.output import Display, JsonlWriter, VideoSaver
+    from emox_edge.output import Display, JsonlWriter, VideoSaver, check_outputs_not_inputs
 
     if args.max_clips is not None and args.max_clips < 1:
         raise BadInputError(f"--max-clips must be >= 1, got {args.max_clips}")
@@ -145,11 +137,10 @@ def run(args: argparse.Namespace) -> int:
     demo = args.camera is None and args.source is None and isinstance(source, str)
     if demo:
         # The demo clip: show what the SDK does end to end, and leave a video the user can open.
-        args.default_tasks = DEMO_TASKS
-        subtitle = subtitle or _demo_transcript()  # the demo clip's speech
+        args.default_tasks = DEMO_TASKS  # the words come from the bundle's speech recognition
         args.save = args.save or DEMO_SAVE
     tasks = tasks_from_args(args)
-    _refuse_outputs_onto_inputs(args, source)
+    check_outputs_not_inputs([args.jsonl, args.save], [source])  # an output must never destroy an input
     writer = JsonlWriter(args.jsonl) if args.jsonl else None
     saver = VideoSaver(args.save) if args.save else None
     display = Display() if args.show else None
@@ -174,26 +165,6 @@ def run(args: argparse.Namespace) -> int:
                 closer.close() if keep or closer is display else closer.abort()
         if saver is not None and keep and saver.frames:
             log.info("annotated video written to %s", args.save)  # stdout holds only result lines
-
-
-def _refuse_outputs_onto_inputs(args: argparse.Namespace, source) -> None:
-    """An output that is one of the inputs (or inside an input directory) would destroy it."""
-    from pathlib import Path
-
-    from emox_edge.errors import BadInputError
-
-    if not isinstance(source, str) or "://" in source:
-        return
-    src = Path(source).expanduser()
-    if not src.exists():
-        return
-    src = src.resolve()
-    for flag, out in (("--jsonl", args.jsonl), ("--save", args.save)):
-        if not out:
-            continue
-        target = Path(out).expanduser().resolve()
-        if target == src or (src.is_dir() and src in target.parents):
-            raise BadInputError(f"{flag} {out} is the input {source} (or inside it): choose another output file")
 
 
 def _loop(args, options, source, tasks, subtitle, writer, saver, display, stop, state) -> int:
@@ -226,10 +197,12 @@ def _draw(clip, result, saver, display) -> bool:
         return True
     if saver is not None and saver.frames == 0 and clip.duration > 0 and frames.shape[0] > 1:
         saver.fps = max(min(frames.shape[0] / clip.duration, 60.0), 1.0)
+    if saver is not None and clip.audio.size:
+        saver.add_audio(clip.audio, clip.sample_rate, clip.start)  # the source's sound, muxed in
     for frame, t in zip(frames, clip.frame_times):
         annotated = result.plot(frame, t=float(t))
         if saver is not None:
-            saver.write(annotated)
+            saver.write(annotated, t=float(t))
         if display is not None and not display.show(annotated):
             return False
     return True

@@ -66,13 +66,3 @@ def persons(frame_faces: Sequence[tuple[float, Sequence[Face]]], *, speaker: int
         out.append(Person(track_id, len(faces), tuple(faces[-1].box), expression, emotion, sentiment, valence,
                           speaker=track_id == speaker))
     return tuple(sorted(out, key=lambda p: -((p.box[2] - p.box[0]) * (p.box[3] - p.box[1]))))
-
-
-def largest_track(frame_faces: Sequence[tuple[float, Sequence[Face]]]) -> int | None:
-    """The track id of the largest face (mean area over the frames it was seen in), or None."""
-    areas: dict[int, list[float]] = {}
-    for _, faces in frame_faces:
-        for f in faces:
-            if f.track_id is not None:
-                areas.setdefault(f.track_id, []).append((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-    return max(areas, key=lambda k: float(np.mean(areas[k]))) if areas else None

@@ -68,7 +68,11 @@ class BundleKind:
     def check_variant(self, request: TaskRequest) -> None:
         """Raise ``BadInputError`` listing the valid variants when ``request.variant`` is not one."""
 
-    def perceive(self, clip: Clip, frame_faces: Sequence[tuple[float, tuple]]) -> Evidence:
+    def perceive(self, clip: Clip, frame_faces: Sequence[tuple[float, tuple]], *,
+                 speech_segments: Sequence[tuple[float, float]] | None = None) -> Evidence:
+        """Perceive one clip. ``frame_faces``: the face stage's (time, faces) per analysed frame;
+        ``speech_segments``: the voiced spans (seconds from the clip's start), None when the bundle has
+        no voice-activity model. ``clip.subtitle`` holds the words (given or recognised)."""
         raise NotImplementedError
 
     def answer(self, request: TaskRequest, evidence: Evidence, clip: Clip, history: Sequence[str]) -> TaskResult:

@@ -24,7 +24,7 @@ from emox_edge.llm.segments import UntrustedText
 from emox_edge.media import Clip
 from emox_edge.results import TaskResult
 from emox_edge.tasks import TaskRequest, parse_empathy, parse_label, parse_open_vocab, postprocess_reply
-from emox_edge.vad import SileroVAD, VADOptions
+from emox_edge.tasks.budget import trim_text_to_tokens
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ class LiteKind(BundleKind):
             bundle.require(entry)  # a damaged manifest fails here, naming the entry
         lite = bundle.manifest.get("lite") or {}
         self.injection = services.options.lite.injection or str(lite.get("injection", "text"))
-        self._vad = SileroVAD(bundle.path(bundle.require("graphs.vad.file")), n_threads=1)
         self._builder = None
 
     def variants(self) -> dict[str, list[str]]:
@@ -76,8 +75,9 @@ class LiteKind(BundleKind):
                                     f"range one of {', '.join(ranges)}")
 
     # ------------------------------------------------------------------ perception
-    def perceive(self, clip: Clip, frame_faces) -> Evidence:
-        """Fuse the main face's expression over the analysed frames with the voice's prosody."""
+    def perceive(self, clip: Clip, frame_faces, *, speech_segments=None) -> Evidence:
+        """Fuse the main face's expression over the analysed frames with the voice's prosody over the
+        voiced spans (the analyzer's VAD, from the bundle's ``graphs.vad``)."""
         timings: dict[str, float] = {}
         main_probs = []
         for _, faces in frame_faces:
@@ -88,11 +88,8 @@ class LiteKind(BundleKind):
                 classes = list(main.expression)
         expression = {c: float(p) for c, p in zip(classes, np.mean(main_probs, axis=0))} if main_probs else None
         voice = features = None
-        segments: list[tuple[float, float]] = []
+        segments = list(speech_segments or [])
         if clip.audio.size >= clip.sample_rate // 4:
-            t0 = time.perf_counter()
-            segments = self._vad.speech_segments(clip.audio, clip.sample_rate, VADOptions(min_speech_s=0.2))
-            timings["vad_ms"] = _ms(t0)
             if segments:
                 t0 = time.perf_counter()
                 sr = clip.sample_rate
@@ -147,6 +144,10 @@ class LiteKind(BundleKind):
              repeat_penalty: float = FREE_TEXT_REPEAT_PENALTY):
         """Generate an answer. Small models loop under greedy decoding, so free text gets a repeat penalty."""
         core = self.services.core
+        budget = max(64, core.n_ctx // 4)  # an over-long transcript keeps its most recent words
+        count = lambda text: len(core.tokenize(text, special=False))  # noqa: E731
+        words = trim_text_to_tokens(words, count, budget)
+        history = _recent_turns(history, count, budget)
         user = UntrustedText(core.has_special)  # a transcript must not inject <|im_end|>
         segments = user.resolve(self.builder.segments(p, question, subtitle=user(words),
                                                       history=[user(turn) for turn in history],
@@ -212,10 +213,19 @@ class LiteKind(BundleKind):
         return TaskResult("empathize", text, label=answer.emotion, think=answer.think, reply=answer.reply,
                           valid=bool(answer.reply), timings=self._timings(think, reply))
 
-    def close(self) -> None:
-        if self._vad is not None:
-            self._vad.close()
-            self._vad = None
+def _recent_turns(turns, count, budget: int) -> list[str]:
+    """The most recent dialogue turns that fit ``budget`` tokens together (the last one trimmed to fit)."""
+    kept: list[str] = []
+    left = budget
+    for turn in reversed(list(turns)):
+        size = count(turn)
+        if size > left:
+            if not kept:
+                kept.append(trim_text_to_tokens(turn, count, left))
+            break
+        kept.append(turn)
+        left -= size
+    return kept[::-1]
 
 
 def _ms(t0: float) -> float:

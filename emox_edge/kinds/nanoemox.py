@@ -24,6 +24,7 @@ from emox_edge.preprocess import PreprocessConfig, preprocess_clip
 from emox_edge.results import TaskResult
 from emox_edge.tasks import TaskBook, TaskRequest
 from emox_edge.tasks.book import packaged_spec
+from emox_edge.tasks.budget import trim_text_to_tokens
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class NanoEmoxKind(BundleKind):
         evidence = self.perceive(clip, ())
         return evidence.state, evidence.timings
 
-    def perceive(self, clip: Clip, frame_faces) -> Evidence:
+    def perceive(self, clip: Clip, frame_faces, *, speech_segments=None) -> Evidence:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         inputs = preprocess_clip(clip, self.preprocess)
@@ -109,6 +110,8 @@ class NanoEmoxKind(BundleKind):
         """
         budget = min(int(self.book.prompt.get("prompt_budget_tokens", 800)), core.n_ctx - 16)
         history = list(history)
+        # the most recent words of an over-long subtitle first, in O(log n) tokenizations
+        subtitle = trim_text_to_tokens(subtitle, lambda text: len(core.tokenize(text, special=False)), budget // 2)
         while True:
             user = UntrustedText(core.has_special)  # a subtitle must not inject <|im_end|>
             said, turns = user(subtitle), [user(turn) for turn in history]

@@ -22,6 +22,7 @@ from typing import Generator, Mapping, Sequence
 
 import numpy as np
 
+from emox_edge.errors import BadInputError, InputTypeError
 from emox_edge.devices import default_threads
 from emox_edge.llm import _native
 from emox_edge.llm.gguf_file import GGUFFile
@@ -37,7 +38,7 @@ def _positive_int(name: str, value, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        raise BadInputError(f"{name} must be a positive integer; got {value!r}")
     return int(value)
 
 
@@ -47,7 +48,7 @@ def _stop_strings(stop) -> tuple[str, ...]:
     if isinstance(stop, str):
         return (stop,) if stop else ()
     if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
-        raise TypeError(f"stop must be a str or a list of str; got {stop!r}")
+        raise InputTypeError(f"stop must be a str or a list of str; got {stop!r}")
     return tuple(s for s in stop if s)
 
 
@@ -106,9 +107,9 @@ class LanguageCore:
         n_batch = _positive_int("n_batch", n_batch)
         n_threads = _positive_int("n_threads", n_threads, allow_none=True) or default_threads()
         if not isinstance(n_gpu_layers, int):
-            raise ValueError(f"n_gpu_layers must be an integer; got {n_gpu_layers!r}")
+            raise BadInputError(f"n_gpu_layers must be an integer; got {n_gpu_layers!r}")
         if flash_attn not in _native.FLASH_ATTN:
-            raise ValueError(f"flash_attn must be one of {', '.join(_native.FLASH_ATTN)}; got {flash_attn!r}")
+            raise BadInputError(f"flash_attn must be one of {', '.join(_native.FLASH_ATTN)}; got {flash_attn!r}")
         model = _native.Model(path, n_gpu_layers=n_gpu_layers)
         ctx = tok_batch = None
         try:
@@ -170,7 +171,7 @@ class LanguageCore:
 
     def _check_open(self) -> None:
         if self._model.closed:
-            raise ValueError("this LanguageCore is closed")
+            raise BadInputError("this LanguageCore is closed")
 
     # ----------------------------------------------------------------------------- model facts
     @property
@@ -220,7 +221,7 @@ class LanguageCore:
         """Token ids of ``text`` (``special``: parse ``<|im_start|>``-style tokens). Never adds a BOS."""
         self._check_open()
         if not isinstance(text, str):
-            raise TypeError(f"text must be str; got {type(text).__name__}")
+            raise InputTypeError(f"text must be str; got {type(text).__name__}")
         return self._model.tokenize(text, special=special)
 
     def has_special(self, text: str) -> bool:
@@ -243,9 +244,9 @@ class LanguageCore:
         if arr.size == 0:
             return arr.astype(np.int64).reshape(0)
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"token ids must be a 1-D list of int; got {arr.dtype} with shape {arr.shape}")
+            raise InputTypeError(f"token ids must be a 1-D list of int; got {arr.dtype} with shape {arr.shape}")
         if arr.min() < 0 or arr.max() >= self.n_vocab:
-            raise ValueError(f"token ids must be in [0, {self.n_vocab}); got min {arr.min()}, max {arr.max()}")
+            raise BadInputError(f"token ids must be in [0, {self.n_vocab}); got min {arr.min()}, max {arr.max()}")
         return arr
 
     # ----------------------------------------------------------------------------- prefill
@@ -263,7 +264,7 @@ class LanguageCore:
     def _check_fits(self, runs: list[Run]) -> int:
         n_prompt = sum(len(run) for run in runs)
         if n_prompt > self.n_ctx:
-            raise ValueError(f"the prompt has {n_prompt} positions but the context holds n_ctx={self.n_ctx}")
+            raise BadInputError(f"the prompt has {n_prompt} positions but the context holds n_ctx={self.n_ctx}")
         return n_prompt
 
     def _decode_plan(self, runs: list[Run], keep: int) -> list[tuple[str, np.ndarray, int]]:
@@ -363,17 +364,17 @@ class LanguageCore:
             the prompt exceeds n_ctx or llama.cpp rejects the grammar.
         """
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be an integer >= 0; got {max_new_tokens!r}")
+            raise BadInputError(f"max_new_tokens must be an integer >= 0; got {max_new_tokens!r}")
         if not temperature >= 0.0:
-            raise ValueError(f"temperature must be >= 0; got {temperature!r}")
+            raise BadInputError(f"temperature must be >= 0; got {temperature!r}")
         if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1]; got {top_p!r}")
+            raise BadInputError(f"top_p must be in (0, 1]; got {top_p!r}")
         if not isinstance(top_k, (int, np.integer)) or top_k < 0:
-            raise ValueError(f"top_k must be an integer >= 0; got {top_k!r}")
+            raise BadInputError(f"top_k must be an integer >= 0; got {top_k!r}")
         if not repeat_penalty > 0.0:
-            raise ValueError(f"repeat_penalty must be > 0; got {repeat_penalty!r}")
+            raise BadInputError(f"repeat_penalty must be > 0; got {repeat_penalty!r}")
         if grammar is not None and not isinstance(grammar, str):
-            raise TypeError(f"grammar must be a GBNF string; got {type(grammar).__name__}")
+            raise InputTypeError(f"grammar must be a GBNF string; got {type(grammar).__name__}")
         stops = _stop_strings(stop)
         bias = {int(t): float(v) for t, v in (logit_bias or {}).items()}
         if bias:

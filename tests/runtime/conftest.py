@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -121,3 +122,42 @@ def astronaut_frames(n: int = 12, size=(160, 120)) -> np.ndarray:
 
     base = media.astronaut_rgb()
     return np.stack([cv2.resize(np.roll(base, 4 * k, axis=1), size) for k in range(n)])
+
+
+def wait_until(predicate, timeout=5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture(scope="session")
+def pulse_source():
+    """A PulseAudio null sink whose monitor is the default PortAudio input (skipped when unavailable)."""
+    if not (shutil.which("pactl") and shutil.which("paplay")):
+        pytest.skip("PulseAudio tools are not installed (apt-get install pulseaudio libasound2-plugins)")
+    started = None
+    if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
+        if not shutil.which("pulseaudio"):
+            pytest.skip("no PulseAudio server")
+        started = subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], capture_output=True)
+        if not wait_until(lambda: subprocess.run(["pactl", "info"], capture_output=True).returncode == 0, timeout=5):
+            pytest.skip("a PulseAudio server could not be started")
+    module = subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=emox_test_sink"],
+                            capture_output=True, text=True)
+    if module.returncode != 0:
+        pytest.skip(f"cannot create a PulseAudio null sink: {module.stderr.strip()}")
+    subprocess.run(["pactl", "set-default-source", "emox_test_sink.monitor"], check=True)
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()  # PortAudio enumerates devices once: rescan
+    if not any(d["max_input_channels"] > 0 for d in sd.query_devices()):
+        subprocess.run(["pactl", "unload-module", module.stdout.strip()])
+        pytest.skip("PortAudio sees no input device (ALSA pulse plugin missing: apt-get install libasound2-plugins)")
+    yield "emox_test_sink"
+    subprocess.run(["pactl", "unload-module", module.stdout.strip()], capture_output=True)
+    if started is not None:
+        subprocess.run(["pulseaudio", "--kill"], capture_output=True)

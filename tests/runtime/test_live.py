@@ -224,36 +224,6 @@ def test_missing_sounddevice_gives_an_install_hint(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- real PortAudio device
-@pytest.fixture(scope="module")
-def pulse_source():
-    """A PulseAudio null sink whose monitor is the default PortAudio input (skipped when unavailable)."""
-    if not (shutil.which("pactl") and shutil.which("paplay")):
-        pytest.skip("PulseAudio tools are not installed (apt-get install pulseaudio libasound2-plugins)")
-    started = None
-    if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
-        if not shutil.which("pulseaudio"):
-            pytest.skip("no PulseAudio server")
-        started = subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], capture_output=True)
-        if not _wait(lambda: subprocess.run(["pactl", "info"], capture_output=True).returncode == 0, timeout=5):
-            pytest.skip("a PulseAudio server could not be started")
-    module = subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=emox_test_sink"],
-                            capture_output=True, text=True)
-    if module.returncode != 0:
-        pytest.skip(f"cannot create a PulseAudio null sink: {module.stderr.strip()}")
-    subprocess.run(["pactl", "set-default-source", "emox_test_sink.monitor"], check=True)
-    import sounddevice as sd
-
-    sd._terminate()
-    sd._initialize()  # PortAudio enumerates devices once: rescan
-    if not any(d["max_input_channels"] > 0 for d in sd.query_devices()):
-        subprocess.run(["pactl", "unload-module", module.stdout.strip()])
-        pytest.skip("PortAudio sees no input device (ALSA pulse plugin missing: apt-get install libasound2-plugins)")
-    yield "emox_test_sink"
-    subprocess.run(["pactl", "unload-module", module.stdout.strip()], capture_output=True)
-    if started is not None:
-        subprocess.run(["pulseaudio", "--kill"], capture_output=True)
-
-
 def test_real_portaudio_microphone_records_played_speech(pulse_source, media_dir):
     mic = MicrophoneReader(None)
     try:
