@@ -3,6 +3,8 @@
     emox-edge serve                                   # http://127.0.0.1:8765/ on this machine only
     emox-edge serve --bundle bundle/ --host 0.0.0.0 --token "$(openssl rand -hex 16)"
     EMOX_EDGE_TOKEN=secret emox-edge serve --host 0.0.0.0 --max-streams 2
+    emox-edge serve --ray --replicas analysis=2       # the analysis on Ray Serve replicas (docs/scale-out.md)
+    emox-edge serve --ray --address auto --replicas analysis=8 --autoscale   # on a node of a Ray cluster
 
 Listening on anything but loopback needs a token (--token or the EMOX_EDGE_TOKEN environment variable).
 """
@@ -27,6 +29,11 @@ def register(subparsers) -> None:
     add_bundle_flag(parser)
     add_flags(parser, ServeOptions, title="server options")
     add_option_flags(parser)
+    from emox_edge.scaleout.options import ScaleoutOptions  # imports no Ray
+
+    parser.add_argument("--ray", action="store_true",
+                        help="run the analysis on Ray Serve replicas, locally or on a cluster (needs the ray extra)")
+    add_flags(parser, ScaleoutOptions, title="scale-out options (with --ray; docs/scale-out.md)")
     parser.set_defaults(func=run)
 
 
@@ -39,6 +46,17 @@ def run(args: argparse.Namespace) -> int:
     serve_options = from_args(ServeOptions, args, token=token)  # a public address without a token stops here
     require_server_packages()
     options = options_from_args(args)
+    from emox_edge.scaleout.options import ScaleoutOptions
+
+    scaleout = from_args(ScaleoutOptions, args)
+    if args.ray:
+        from emox_edge.scaleout.cluster import serve_on_ray
+
+        return serve_on_ray(args.bundle, options, serve_options, scaleout)
+    if scaleout != ScaleoutOptions():
+        from emox_edge.errors import BadInputError
+
+        raise BadInputError("--address, --replicas, --autoscale and the other scale-out options need --ray")
     from emox_edge.serve.app import create_app
     from emox_edge.serve.server import serve_forever
 

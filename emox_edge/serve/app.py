@@ -129,6 +129,9 @@ def create_app(analyzers: list[Any], options: ServeOptions):
             return JSONResponse(_jsonable(result))
         except UploadError as exc:
             return error(exc.status, str(exc))
+        except ConnectionError as exc:  # a remote analyzer's replica was lost (emox_edge.scaleout): retry later
+            log.warning("upload: %s", exc)
+            return error(503, str(exc))
         except (BadInputError, InputTypeError, FileNotFoundError) as exc:  # the file's fault; bugs go to 500
             name = upload.filename if upload else "upload"
             message = _hide_paths(str(exc), name)

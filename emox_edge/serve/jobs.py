@@ -69,7 +69,13 @@ def build_clip(window: Window, config: SessionConfig, *, source: str, max_frames
 
 def analyse_window(analyzer: Any, window: Window, config: SessionConfig, *, source: str,
                    max_frames: int, tracker: Any = None) -> ClipOutcome | None:
-    """Analyse one window; None when none of its frames decoded and it has no audio."""
+    """Analyse one window; None when none of its frames decoded and it has no audio.
+
+    An analyzer with its own ``analyse_window`` (``emox_edge.scaleout.RemoteAnalyzer``, which sends
+    the window's JPEGs to a Ray replica that runs this function) is handed the window as is.
+    """
+    if hasattr(analyzer, "analyse_window"):
+        return analyzer.analyse_window(window, config, source=source, max_frames=max_frames, tracker=tracker)
     clip, bad = build_clip(window, config, source=source, max_frames=max_frames)
     if clip.frames.shape[0] == 0 and not clip.audio.any():
         return ClipOutcome({}, bad, 0, 0.0) if bad else None
@@ -79,7 +85,10 @@ def analyse_window(analyzer: Any, window: Window, config: SessionConfig, *, sour
 
 
 def detect_faces(analyzer: Any, data: bytes, *, t: float, tracker: Any) -> dict[str, Any] | None:
-    """The ``faces`` message for one JPEG frame (None if it does not decode)."""
+    """The ``faces`` message for one JPEG frame (None if it does not decode). An analyzer with its own
+    ``detect_faces_jpeg`` (a remote one, as above) is handed the JPEG as is."""
+    if hasattr(analyzer, "detect_faces_jpeg"):
+        return analyzer.detect_faces_jpeg(data, t=t, tracker=tracker)
     rgb = decode_jpeg(data)
     if rgb is None:
         return None

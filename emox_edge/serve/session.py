@@ -144,6 +144,9 @@ class StreamSession:
             self.counts["clips_failed"] += 1
             if isinstance(error, (BadInputError, InputTypeError)):  # the media's fault; anything else is a bug
                 message = f"clip {span}: {error}"
+            elif isinstance(error, ConnectionError):  # a remote analyzer's replica was lost (emox_edge.scaleout)
+                log.warning("session %s, clip %s: %s", self.id, span, error)
+                message = f"clip {span}: {error}"
             else:
                 log.error("session %s, clip %s failed", self.id, span, exc_info=error)
                 message = f"clip {span}: internal error ({type(error).__name__}), logged on the server"

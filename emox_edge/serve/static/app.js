@@ -29,7 +29,7 @@ function packet(kind, t, payload) {
 
 function send(data) {
   const ws = state.ws;
-  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+  if (!ws || ws.readyState !== WebSocket.OPEN || state.ended) return false;  // nothing after input.end
   if (ws.bufferedAmount > MAX_BUFFERED) { state.skipped += 1; return false; }  // the network is behind
   ws.send(data);
   return true;
@@ -199,6 +199,7 @@ async function start() {
   ws.onmessage = onMessage;
   ws.onclose = (event) => { setStatus(`closed (${event.code})`); stopCapture(); };
   ws.onopen = async () => {
+    state.ended = false;
     state.t0 = performance.now(); state.audioT0 = null; state.audioSent = 0; state.lastFrameT = -1;
     ws.send(JSON.stringify({ type: "session.update", tasks, window_s: Number($("window").value),
                              vad: $("vad").checked }));
@@ -218,8 +219,9 @@ function stopCapture() {
 }
 
 function stop() {
+  stopCapture();  // first: no frame or audio chunk may follow input.end
+  state.ended = true;
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type: "input.end" }));
-  stopCapture();
   setStatus("finishing the last clip...");
 }
 

@@ -1,0 +1,169 @@
+"""Scale-out: the same 4-stream load on the single-process server and on Ray Serve replicas.
+
+Every configuration gets the same load as ``benchmarks/bench_serve.py`` (its ``measure`` and
+``make_media``): 4 concurrent WebSocket clients, each sending a generated face video (320x240 JPEG,
+10 fps) with speech, paced in real time, in 2 s clips. Measured per configuration: clips analysed per
+second (all clients), p50/p95 latency from a clip's end to its result, and clips dropped because
+analysis could not keep up.
+
+Configurations: ``emox-edge serve`` with 1 (and 2) local workers; ``emox-edge serve --ray`` on a
+local Ray instance with 1 and 2 analysis replicas (1 CPU and 1 thread each, as the local workers).
+On one machine Ray adds its own processes and a copy of each clip per request; the point of Ray is
+adding machines, and the per-replica gain measured here is what each added replica brings while
+there are free cores for it.
+
+    python -m benchmarks.bench_scaleout                                # the default lite bundle
+    python -m benchmarks.bench_scaleout --bundle DIR --replicas 1 2 --workers 1 2 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any, Sequence
+
+from benchmarks.bench_serve import make_media, measure
+
+TITLE = "Scale-out: 4 streams on the single-process server vs Ray Serve replicas"
+log = logging.getLogger("benchmarks.scaleout")
+
+
+def _load(url: str, args: dict[str, Any], media) -> dict[str, Any]:
+    tasks = list(args.get("tasks", ["emotion", "sentiment"]))
+    window_s, speed = float(args.get("window_s", 2.0)), float(args.get("speed", 1.0))
+    measure(url, 1, tasks=tasks, window_s=window_s, media=make_media(2.0), speed=4.0)  # warm-up
+    return measure(url, int(args.get("clients", 4)), tasks=tasks, window_s=window_s, media=media, speed=speed)
+
+
+def _serve_options(args: dict[str, Any]):
+    from emox_edge.serve import ServeOptions
+
+    return ServeOptions(port=0, max_streams=int(args.get("clients", 4)), faces_fps=float(args.get("faces_fps", 4.0)))
+
+
+def _local(args: dict[str, Any], workers: int, media) -> dict[str, Any]:
+    from emox_edge.analyzer import Analyzer
+    from emox_edge.options import AnalyzerOptions
+    from emox_edge.serve import Server, create_app
+
+    options = AnalyzerOptions(n_threads=int(args.get("threads", 1)))
+    analyzers = [Analyzer.from_bundle(args.get("bundle"), options) for _ in range(workers)]
+    try:
+        serve_options = _serve_options(args)
+        with Server(create_app(analyzers, serve_options), serve_options) as server:
+            run = _load(server.url, args, media)
+        name = analyzers[0].name
+    finally:
+        for analyzer in analyzers:
+            analyzer.close()
+    return {"backend": "single process", "analyzers": workers, "bundle": name, **run}
+
+
+def _ray(args: dict[str, Any], replicas: int, media) -> dict[str, Any]:
+    from emox_edge.options import AnalyzerOptions
+    from emox_edge.scaleout import RayAnalysis, ScaleoutOptions
+    from emox_edge.serve import Server, create_app
+
+    options = AnalyzerOptions(n_threads=int(args.get("threads", 1)))
+    scaleout = ScaleoutOptions(replicas=f"analysis={replicas}", cpus_per_replica=1.0, app_name=f"bench-{replicas}")
+    with RayAnalysis.start(args.get("bundle"), options, scaleout) as analysis:
+        serve_options = _serve_options(args)
+        with Server(create_app(analysis.analyzers(), serve_options), serve_options) as server:
+            run = _load(server.url, args, media)
+        name = analysis.info()["name"]
+    return {"backend": "Ray Serve", "analyzers": replicas, "bundle": name, **run}
+
+
+def unit_scaleout(args: dict[str, Any]) -> dict[str, Any]:
+    """Measure each configuration in turn (one at a time, so they never share the cores)."""
+    from emox_edge.scaleout.cluster import start_ray
+    from emox_edge.scaleout.options import ScaleoutOptions
+
+    media = make_media(float(args.get("seconds", 20.0)))
+    runs = []
+    for workers in args.get("workers", [1]):
+        log.info("single-process server, %d worker(s)", workers)
+        runs.append(_local(args, int(workers), media))
+    counts = list(args.get("replicas", [1, 2]))
+    if counts:
+        import ray
+
+        cpus = int(args.get("ray_cpus") or os.cpu_count() or 2)
+        started = start_ray(ScaleoutOptions(num_cpus=max(cpus, max(counts)), object_store_mb=200))
+        try:
+            for replicas in counts:
+                log.info("Ray Serve, %d replica(s)", replicas)
+                runs.append(_ray(args, int(replicas), media))
+        finally:
+            if started:
+                from ray import serve
+
+                serve.shutdown()
+                ray.shutdown()
+    base = runs[0]
+    for run in runs:
+        if base["clips_per_s"] and run["clips_per_s"]:
+            run["x_single_1"] = round(run["clips_per_s"] / base["clips_per_s"], 2)
+    ray_runs = {r["analyzers"]: r for r in runs if r["backend"] == "Ray Serve"}
+    gain = None
+    if 1 in ray_runs and len(ray_runs) > 1 and ray_runs[1]["clips_per_s"]:
+        top = max(ray_runs)
+        gain = round((ray_runs[top]["clips_per_s"] / ray_runs[1]["clips_per_s"] - 1) / (top - 1), 2)
+    return {"bundle": base["bundle"], "clients": int(args.get("clients", 4)), "threads": int(args.get("threads", 1)),
+            "window_s": float(args.get("window_s", 2.0)), "faces_fps": float(args.get("faces_fps", 4.0)),
+            "tasks": list(args.get("tasks", ["emotion", "sentiment"])), "runs": runs, "gain_per_added_replica": gain}
+
+
+def render(section: dict[str, Any]) -> str:
+    result = section.get("result", section)
+    rows = [[r["backend"], r["analyzers"], r["clips"], r["clips_per_s"], r["offered_clips_per_s"], r.get("x_single_1"),
+             r["latency_p50_s"], r["latency_p95_s"], r["clips_dropped"]] for r in result["runs"]]
+    from benchmarks._report import table
+
+    text = table(["backend", "workers / replicas", "clips", "clips/s", "offered clips/s", "x single, 1 worker",
+                  "p50 latency s", "p95 latency s", "clips dropped"], rows)
+    gain = result.get("gain_per_added_replica")
+    return text + (f"\n\n{result['bundle']}; {result['clients']} clients in real time, {result['window_s']:g} s clips, "
+                   f"tasks {', '.join(result['tasks'])}, faces messages at {result['faces_fps']:g} per s; each worker "
+                   f"or replica {result['threads']} thread(s)."
+                   + ("" if gain is None else f" Throughput gained per added Ray replica: {gain:+.0%}."))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_scaleout", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", default=None, help="bundle directory (default: the lite bundle)")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0, help="media per client (default 20)")
+    parser.add_argument("--window", type=float, default=2.0, help="clip length in seconds (default 2)")
+    parser.add_argument("--tasks", default="emotion,sentiment")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1], help="local worker counts (default 1)")
+    parser.add_argument("--replicas", type=int, nargs="*", default=[1, 2], help="Ray replica counts (default 1 2)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker or replica (default 1)")
+    parser.add_argument("--faces-fps", type=float, default=4.0)
+    parser.add_argument("--json", default=None, help="also write the result here")
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from benchmarks._common import machine_info
+
+    if ns.bundle is None:
+        from emox_edge.default_bundle import default_bundle_path
+
+        ns.bundle = str(default_bundle_path())
+    result = unit_scaleout({"bundle": ns.bundle, "clients": ns.clients, "seconds": ns.seconds, "window_s": ns.window,
+                            "tasks": ns.tasks.split(","), "workers": ns.workers, "replicas": ns.replicas,
+                            "threads": ns.threads, "faces_fps": ns.faces_fps})
+    machine = machine_info()
+    result["machine"] = {k: machine.get(k) for k in ("cpu", "cpu_simd", "physical_cores", "logical_cpus")}
+    print(render({"result": result}))
+    print(f"\nCPU: {machine.get('cpu')}; SIMD: {', '.join(machine.get('cpu_simd') or []) or 'unknown'}")
+    if ns.json:
+        from emox_edge._io import write_json_atomic
+
+        write_json_atomic(ns.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
