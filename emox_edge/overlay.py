@@ -15,6 +15,7 @@ _BOX = (60, 220, 90)
 _TEXT = (255, 255, 255)
 _PANEL = (20, 20, 20)
 _ERROR = (230, 60, 60)
+_SAID = (250, 220, 120)
 
 
 def draw_result(frame: np.ndarray, result, *, faces=None) -> np.ndarray:
@@ -48,6 +49,10 @@ def draw_result(frame: np.ndarray, result, *, faces=None) -> np.ndarray:
     if result.error:
         lines.append((f"error: {result.error}", _ERROR))
     chars = max(int(w / (scale * 20)), 20)
+    heard = getattr(result, "transcript", None) or {}
+    if heard.get("source") == "asr" and heard.get("text"):  # what was said, as a subtitle
+        for i, piece in enumerate(textwrap.wrap(f'"{heard["text"]}"', chars)[:2]):
+            lines.append((piece if i == 0 else "  " + piece, _SAID))
     for name, task in result.tasks.items():
         for i, piece in enumerate(textwrap.wrap(f"{name}: {task_summary(task, width=4 * chars)}", chars)[:3]):
             lines.append((piece if i == 0 else "  " + piece, _TEXT))

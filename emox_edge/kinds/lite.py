@@ -1,9 +1,11 @@
 """The lite bundle kind: face expression + voice prosody fused, and a small language core for words.
 
-``emotion`` and ``sentiment`` come from the fused perception alone (no language model is loaded for
-them); with no face and no speech they abstain. ``open_vocab_emotion``, ``intent``, ``reason`` and
-``empathize`` ask the bundle's language core, with the perception injected as text or as lexical
-embeddings (``lite.injection`` in the manifest); ``intent`` abstains when there are no words.
+``emotion`` comes from the fused perception (face expression + voice prosody) and ``sentiment`` from
+the fused valence of face, voice and the words (VADER on the transcript; no language model is loaded
+for either); with no face and no speech they abstain. ``open_vocab_emotion``, ``intent``, ``reason``
+and ``empathize`` ask the bundle's language core, with the perception injected as text or as lexical
+embeddings (``lite.injection`` in the manifest); ``open_vocab_emotion`` is decoded under a grammar
+over a list of English emotion words (never a non-word); ``intent`` abstains when there are no words.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from emox_edge.lite.injection import PromptBuilder
 from emox_edge.lite.perception import DEFAULT_LABEL_SET, Perception, fuse, label_sets
 from emox_edge.lite.prosody import estimate_affect, prosody_features
 from emox_edge.lite.tables import SENTIMENT_LABELS, intent_labels, nano_task, table
+from emox_edge.lite.text_sentiment import fuse_valence, sentiment_of, text_valence
+from emox_edge.lite.vocabulary import load_emotion_words, open_vocab_grammar, parse_open_vocab_words
 from emox_edge.llm.segments import UntrustedText
 from emox_edge.media import Clip
 from emox_edge.results import TaskResult
-from emox_edge.tasks import TaskRequest, parse_empathy, parse_label, parse_open_vocab, postprocess_reply
+from emox_edge.tasks import TaskRequest, parse_empathy, parse_label, postprocess_reply
 from emox_edge.tasks.budget import trim_text_to_tokens
 
 log = logging.getLogger(__name__)
@@ -119,18 +123,19 @@ class LiteKind(BundleKind):
                           valid=True, score=round(float(probs[label]), 4))
 
     def _task_sentiment(self, p: Perception, words: str, history, variant) -> TaskResult:
-        if self._no_evidence(p):
+        if self._no_evidence(p) and not words.strip():
             return TaskResult.abstain("sentiment", NO_EVIDENCE)
-        label = p.sentiment_label
+        valence = _fused_valence(p, words)
+        label = sentiment_of(valence, float(table("fusion")["sentiment_threshold"]))
         mode, _, rng = (variant or "three_way").partition(":")
         if mode == "valence":
             spec = nano_task("sentiment")
             low, high = spec["valence_ranges"][rng or spec["default_valence_range"]]
-            score = round(p.valence * (high - low) / 2 + (high + low) / 2, 2)
+            score = round(valence * (high - low) / 2 + (high + low) / 2, 2)
             return TaskResult("sentiment", f"The valence score is {score:.2f}.", label=label, labels=(label,),
                               valid=True, score=score)
         return TaskResult("sentiment", f"The character's sentiment state is {label}.", label=label, labels=(label,),
-                          valid=label in SENTIMENT_LABELS, score=round(p.valence, 4))
+                          valid=label in SENTIMENT_LABELS, score=round(valence, 4))
 
     @property
     def builder(self) -> PromptBuilder:
@@ -167,11 +172,12 @@ class LiteKind(BundleKind):
         if self._no_evidence(p) and not words.strip():
             return TaskResult.abstain("open_vocab_emotion", NO_EVIDENCE)
         cfg = table("tasks")["open_vocab_emotion"]
-        grammar = cfg["grammar"] if self.services.options.constrain else None
+        vocabulary = load_emotion_words()
+        grammar = open_vocab_grammar(vocabulary) if self.services.options.constrain else None
         out = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"], grammar=grammar,
                         stop=["\n", "."], repeat_penalty=1.5)
         text = postprocess_reply(out.text)
-        labels = parse_open_vocab(text, empty_label="")
+        labels = parse_open_vocab_words(text, vocabulary)
         return TaskResult("open_vocab_emotion", text, label=labels[0] if labels else None, labels=labels,
                           valid=bool(labels), timings=self._timings(out))
 
@@ -212,6 +218,16 @@ class LiteKind(BundleKind):
         answer = parse_empathy(text)
         return TaskResult("empathize", text, label=answer.emotion, think=answer.think, reply=answer.reply,
                           valid=bool(answer.reply), timings=self._timings(think, reply))
+
+def _fused_valence(p: Perception, words: str) -> float:
+    """Valence of face, voice and words together (weights face 0.5, voice 0.2, text 0.3, measured on
+    benchmarks/data/lite_eval.json; docs/lite-bundle.md); 0.0 when there is no evidence at all."""
+    valences = table("expression_valence")
+    face = sum(prob * float(valences[c]) for c, prob in p.expression.items()) if p.expression else None
+    voice = p.voice.valence if p.voice is not None else None
+    fused = fuse_valence(face, voice, text_valence(words) if words.strip() else None)
+    return 0.0 if fused is None else float(fused)
+
 
 def _recent_turns(turns, count, budget: int) -> list[str]:
     """The most recent dialogue turns that fit ``budget`` tokens together (the last one trimmed to fit)."""
