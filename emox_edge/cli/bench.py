@@ -51,7 +51,7 @@ def register(subparsers) -> None:
         "--quick uses tiny models (about a minute); --full the true Nano-EmoX sizes (about an hour). "
         "Every flag after `bench` goes to the suite (`emox-edge bench --help` lists them).",
     )
-    parser.add_argument("suite_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("suite_args", nargs="*", help=argparse.SUPPRESS)  # flags reach it through main
     parser.set_defaults(func=run)
 
 

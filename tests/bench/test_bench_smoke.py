@@ -200,17 +200,21 @@ def test_cli_bench_help_lists_the_suite_flags():
     assert "--quick" in out and "--full" in out and "--only SECTION" in out
 
 
-def test_cli_bench_without_checkout_says_so(monkeypatch, tmp_path):
-    import argparse
-
+def test_cli_bench_without_checkout_says_so(monkeypatch, capsys):
     from emox_edge.cli import bench
+    from emox_edge.cli.main import main
 
     monkeypatch.setattr(bench, "find_checkout", lambda: None)
-    parser = argparse.ArgumentParser()
-    bench.register(parser.add_subparsers())
-    args = parser.parse_args(["bench", "--quick"])
-    with pytest.raises(FileNotFoundError, match="benchmarks live in the source repository"):
-        args.func(args)
+    assert main(["bench", "--quick"]) == 2
+    assert "benchmarks live in the source repository" in capsys.readouterr().err
+
+
+def test_unknown_flags_are_refused_outside_bench():
+    from emox_edge.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", "x.mp4", "--no-such-flag"])
+    assert exit_info.value.code == 2
 
 
 def test_find_checkout_ignores_a_folder_without_benchmarks(monkeypatch, tmp_path):

@@ -124,15 +124,6 @@ def astronaut_frames(n: int = 12, size=(160, 120)) -> np.ndarray:
     return np.stack([cv2.resize(np.roll(base, 4 * k, axis=1), size) for k in range(n)])
 
 
-def wait_until(predicate, timeout=5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 @pytest.fixture(scope="session")
 def pulse_source():
     """A PulseAudio null sink whose monitor is the default PortAudio input (skipped when unavailable)."""
@@ -143,7 +134,8 @@ def pulse_source():
         if not shutil.which("pulseaudio"):
             pytest.skip("no PulseAudio server")
         started = subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], capture_output=True)
-        if not wait_until(lambda: subprocess.run(["pactl", "info"], capture_output=True).returncode == 0, timeout=5):
+        if not any(subprocess.run(["pactl", "info"], capture_output=True).returncode == 0 or time.sleep(0.1)
+                   for _ in range(50)):  # up to ~5 s for the daemon to answer
             pytest.skip("a PulseAudio server could not be started")
     module = subprocess.run(["pactl", "load-module", "module-null-sink", "sink_name=emox_test_sink"],
                             capture_output=True, text=True)
