@@ -168,12 +168,7 @@ class Analyzer:
         Raises:
             BadInputError: an unknown task or variant (the message lists the valid ones).
         """
-        try:
-            requests = list(dict.fromkeys(parse_tasks(tasks)))
-        except TypeError as exc:
-            raise InputTypeError(str(exc)) from exc
-        except ValueError as exc:
-            raise BadInputError(str(exc)) from exc
+        requests = list(dict.fromkeys(parse_tasks(tasks)))  # parse_tasks raises the typed errors itself
         for request in requests:
             self._kind.check_variant(request)
         return requests
@@ -350,7 +345,7 @@ class Analyzer:
             BadInputError: an unknown task or variant; ``max_clips`` < 1; a bad ``window_s``.
             InputTypeError / FileNotFoundError / ConnectionError: from ``resolve_source``.
         """
-        from emox_edge.capture import Segmentation, resolve_source
+        from emox_edge.capture import resolve_source
 
         requests = self.check_tasks(tasks)  # bad variants fail before any clip
         if max_clips is not None and max_clips < 1:

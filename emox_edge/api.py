@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from emox_edge.errors import BadInputError

@@ -39,15 +39,11 @@ def add_task_flag(parser: argparse.ArgumentParser, *, default: list[str]) -> Non
 
 def tasks_from_args(args: argparse.Namespace) -> list[str]:
     """The task specs given (or the command's default), split on commas and parsed once to fail early."""
-    from emox_edge.errors import BadInputError
     from emox_edge.tasks import parse_tasks
 
     raw = args.tasks or args.default_tasks
     specs = [s for item in raw for s in item.split(",") if s.strip()]
-    try:
-        parse_tasks(specs)
-    except ValueError as exc:
-        raise BadInputError(str(exc)) from exc
+    parse_tasks(specs)  # BadInputError naming the unknown task, before anything is opened
     return specs
 
 

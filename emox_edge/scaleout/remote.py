@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from emox_edge.errors import BadInputError, InputTypeError
+from emox_edge.errors import BadInputError
 from emox_edge.scaleout.options import ReplicaLostError
 
 log = logging.getLogger(__name__)
@@ -67,12 +67,7 @@ class RemoteAnalyzer:
         """
         from emox_edge.tasks import parse_tasks
 
-        try:
-            requests = list(dict.fromkeys(parse_tasks(tasks)))
-        except TypeError as exc:
-            raise InputTypeError(str(exc)) from exc
-        except ValueError as exc:
-            raise BadInputError(str(exc)) from exc
+        requests = list(dict.fromkeys(parse_tasks(tasks)))  # the Analyzer's rule: a request once
         for request in requests:
             variants = self._tasks.get(request.task, [])
             if request.variant is not None and request.variant not in variants:
