@@ -27,12 +27,10 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SR = 16000
-ENGLISH = [
-    ("Could you please help me carry these boxes to the car?", ()),
-    ("Thank you so much for coming to my birthday party.", ("-v", "en+f3", "-s", "150")),
-    ("Hello there! Good morning, how are you today?", ("-v", "en-us+m3", "-s", "190")),
-    ("I am really worried about the exam tomorrow.", ("-v", "en+f4", "-s", "130")),
-    ("This is the worst service I have ever had in my life.", ("-v", "en-us", "-s", "160")),
-    ("Please turn off the lights when you leave the room.", ("-v", "en+m7",)),
-    ("We won the game last night and everyone was cheering.", ("-v", "en+f2", "-s", "170")),
-    ("I really need your help with this heavy suitcase.", ()),
-    ("She told me the news and I could not stop crying.", ("-v", "en-us+f3", "-s", "150")),
-    ("Why did nobody tell me about the meeting this morning?", ("-v", "en+m3", "-s", "180")),
-    ("The train was late again, so I missed my interview.", ("-v", "en+f4",)),
-    ("I am so proud of you for finishing the marathon.", ("-v", "en-us+m7", "-s", "140")),
-]
+from converters.testing.speech import ENGLISH, SR, espeak, word_errors, words  # noqa: E402
+
 OTHER = [
     ("Guten Morgen! Wie geht es dir heute? Ich freue mich sehr, dich zu sehen.", ("-v", "de"), "de"),
     ("Kannst du mir bitte helfen, diese Kisten zum Auto zu tragen?", ("-v", "de", "-s", "140"), "de"),
@@ -63,34 +48,6 @@ OTHER = [
     ("Buenos días, ¿cómo estás? Estoy muy feliz de verte.", ("-v", "es"), "es"),
     ("Ich habe meine Schlüssel verloren und bin sehr traurig.", ("-v", "de+m3"), "de"),
 ]
-
-
-def espeak(text: str, args: tuple[str, ...], folder: Path) -> np.ndarray:
-    from emox_edge.speech.features import resample
-
-    out = folder / "say.wav"
-    subprocess.run(["espeak-ng", "-w", str(out), *args, text], check=True, capture_output=True)
-    with wave.open(str(out)) as handle:
-        rate = handle.getframerate()
-        pcm = np.frombuffer(handle.readframes(handle.getnframes()), "<i2").astype(np.float32) / 32768.0
-    return resample(pcm, rate)
-
-
-def words(text: str) -> list[str]:
-    text = re.sub(r"[^a-z0-9' ]", " ", text.lower())
-    for short, full in (("i'm", "i am"), ("can't", "cannot"), ("couldn't", "could not"), ("it's", "it is")):
-        text = re.sub(rf"\b{short}\b", full, text)
-    return text.split()
-
-
-def edits(ref: list[str], hyp: list[str]) -> int:
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
 
 
 def rss_mib() -> tuple[float, float]:
@@ -126,7 +83,7 @@ def child(config: dict, data: Path) -> dict:
     audio_s = sum(len(a) for a in english) / SR
     rss_sentences, _ = rss_mib()
     ref_words = [words(t) for t, _ in ENGLISH]
-    errors = sum(edits(r, words(h)) for r, h in zip(ref_words, hyps))
+    errors = sum(word_errors(r, words(h)) for r, h in zip(ref_words, hyps))
     pause = np.zeros(SR // 2, np.float32)
     stream = np.concatenate([x for a in english for x in (a, pause)])
     t0 = time.perf_counter()
@@ -220,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = folder / "clips.npz"
-        english = [espeak(t, a, folder) for t, a in ENGLISH]
-        other = [espeak(t, a, folder) for t, a, _ in OTHER]
+        english = [espeak(t, *a, folder=folder) for t, a in ENGLISH]
+        other = [espeak(t, *a, folder=folder) for t, a, _ in OTHER]
         np.savez(data, english=np.array(english, dtype=object), other=np.array(other, dtype=object))
         vad = str(sources.fetch("silero-vad"))
         configs = []

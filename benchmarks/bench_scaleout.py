@@ -23,7 +23,7 @@ import logging
 import os
 from typing import Any, Sequence
 
-from benchmarks.bench_serve import make_media, measure
+from benchmarks.bench_serve import make_media, measure, print_result
 
 TITLE = "Scale-out: 4 streams on the single-process server vs Ray Serve replicas"
 log = logging.getLogger("benchmarks.scaleout")
@@ -145,8 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the result here")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from benchmarks._common import machine_info
-
     if ns.bundle is None:
         from emox_edge.default_bundle import default_bundle_path
 
@@ -154,15 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = unit_scaleout({"bundle": ns.bundle, "clients": ns.clients, "seconds": ns.seconds, "window_s": ns.window,
                             "tasks": ns.tasks.split(","), "workers": ns.workers, "replicas": ns.replicas,
                             "threads": ns.threads, "faces_fps": ns.faces_fps})
-    machine = machine_info()
-    result["machine"] = {k: machine.get(k) for k in ("cpu", "cpu_simd", "physical_cores", "logical_cpus")}
-    print(render({"result": result}))
-    print(f"\nCPU: {machine.get('cpu')}; SIMD: {', '.join(machine.get('cpu_simd') or []) or 'unknown'}")
-    if ns.json:
-        from emox_edge._io import write_json_atomic
-
-        write_json_atomic(ns.json, result)
-    return 0
+    return print_result(result, render, ns.json)
 
 
 if __name__ == "__main__":

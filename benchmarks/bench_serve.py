@@ -185,19 +185,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the result here")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from benchmarks._common import machine_info
-
     result = unit_serve({"bundle": ns.bundle, "clients": ns.clients, "seconds": ns.seconds, "window_s": ns.window,
                          "speed": ns.speed, "tasks": ns.tasks.split(","), "workers": ns.workers,
                          "threads": ns.threads, "faces_fps": ns.faces_fps})
+    return print_result(result, render, ns.json)
+
+
+def print_result(result: dict[str, Any], render_section, json_path: str | None) -> int:
+    """Print a standalone run's table with the machine's CPU and SIMD set; write its JSON when asked."""
+    from benchmarks._common import machine_info
+
     machine = machine_info()
     result["machine"] = {k: machine.get(k) for k in ("cpu", "cpu_simd", "physical_cores", "logical_cpus")}
-    print(render({"result": result}))
+    print(render_section({"result": result}))
     print(f"\nCPU: {machine.get('cpu')}; SIMD: {', '.join(machine.get('cpu_simd') or []) or 'unknown'}")
-    if ns.json:
+    if json_path:
         from emox_edge._io import write_json_atomic
 
-        write_json_atomic(ns.json, result)
+        write_json_atomic(json_path, result)
     return 0
 
 

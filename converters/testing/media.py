@@ -48,7 +48,7 @@ def _face_frame(base: np.ndarray, k: int, n: int, size: tuple[int, int]) -> np.n
     return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def _bars_frame(k: int, size: tuple[int, int]) -> np.ndarray:
+def bars_frame(k: int, size: tuple[int, int]) -> np.ndarray:
     width, height = size
     x = (np.arange(width)[None, :] + 4 * k) % width
     y = np.arange(height)[:, None]
@@ -88,7 +88,7 @@ def make_face_video(
             if codec == "libx264":
                 stream.options = {"crf": "18", "preset": "veryfast"}
             for k in range(n):
-                rgb = _face_frame(base, k, n, size) if face else _bars_frame(k, size)
+                rgb = _face_frame(base, k, n, size) if face else bars_frame(k, size)
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                 for packet in stream.encode(frame):
                     out.mux(packet)
@@ -103,7 +103,7 @@ def _container_format(path: Path) -> str | None:
     )
 
 
-def _write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     """Write float samples ``[S]`` or ``[S, C]`` in [-1, 1] as 16-bit PCM WAV, atomically."""
     if samples.ndim == 1:
         samples = samples[:, None]
@@ -179,12 +179,12 @@ def make_speech_wav(
         samples = np.concatenate([samples, np.zeros(need - samples.size, np.float32)])
     if channels == 2:
         samples = np.stack([samples, 0.5 * samples], axis=1)
-    return _write_wav(Path(path), samples, rate)
+    return write_wav(Path(path), samples, rate)
 
 
 def make_silence_wav(path: str | Path, seconds: float = 2.0, rate: int = 16000) -> Path:
     """Write ``seconds`` of digital silence (``seconds=0`` gives a valid WAV with no samples)."""
-    return _write_wav(Path(path), np.zeros(int(round(seconds * rate)), np.float32), rate)
+    return write_wav(Path(path), np.zeros(int(round(seconds * rate)), np.float32), rate)
 
 
 def mux(video: str | Path, audio: str | Path, out: str | Path, *, audio_codec: str = "aac") -> Path:

@@ -6,12 +6,13 @@ audio is a sine tone written as a 16-bit WAV and muxed as AAC.
 
 from __future__ import annotations
 
-import wave
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from converters.testing.media import bars_frame, write_wav
 
 
 def tone(seconds: float, rate: int = 44100, freq: float = 440.0) -> np.ndarray:
@@ -19,24 +20,8 @@ def tone(seconds: float, rate: int = 44100, freq: float = 440.0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(pcm.tobytes())
-    return path
-
-
 def bars(k: int, width: int, height: int) -> np.ndarray:
-    x = (np.arange(width)[None, :] + 4 * k) % width
-    y = np.arange(height)[:, None]
-    frame = np.empty((height, width, 3), np.uint8)
-    frame[..., 0] = (255 * x / width).astype(np.uint8)
-    frame[..., 1] = (255 * y / height).astype(np.uint8)
-    frame[..., 2] = ((x + y) % 64 * 4).astype(np.uint8)
-    return frame
+    return bars_frame(k, (width, height))
 
 
 def make_video(path: Path, seconds: float, *, fps: int = 25, size: tuple[int, int] = (320, 240),

@@ -7,48 +7,12 @@ too: one thread, as the test machine is shared.
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-SR = 16000
-
-
-def espeak(text: str, *args: str, folder: Path) -> np.ndarray:
-    """``text`` spoken by espeak-ng (voice/rate in ``args``), as 16 kHz float32."""
-    from emox_edge.speech.features import resample
-
-    out = folder / "say.wav"
-    subprocess.run(["espeak-ng", "-w", str(out), *args, text], check=True, capture_output=True)
-    with wave.open(str(out)) as handle:
-        rate = handle.getframerate()
-        pcm = np.frombuffer(handle.readframes(handle.getnframes()), "<i2").astype(np.float32) / 32768.0
-    return resample(pcm, rate)
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation; "I'm" and "I am" count the same."""
-    text = re.sub(r"[^a-z0-9' ]", " ", text.lower().replace("’", "'"))
-    for short, full in (("i'm", "i am"), ("can't", "cannot"), ("can not", "cannot"), ("it's", "it is"),
-                        ("don't", "do not"), ("you're", "you are"), ("we're", "we are")):
-        text = re.sub(rf"\b{short}\b", full, text)
-    return text.split()
-
-
-def wer(reference: list[str], hypothesis: list[str]) -> float:
-    """Word error rate: word-level Levenshtein distance / reference length."""
-    prev = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, 1):
-        cur = [i] + [0] * len(hypothesis)
-        for j, hyp in enumerate(hypothesis, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ref != hyp))
-        prev = cur
-    return prev[-1] / max(1, len(reference))
+from converters.testing.speech import SR, espeak, wer, words  # noqa: F401  (shared with bench_asr)
 
 
 @pytest.fixture(scope="session")

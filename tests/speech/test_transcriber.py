@@ -8,17 +8,11 @@ import pytest
 from emox_edge.errors import BadInputError, InputTypeError
 from emox_edge.speech import SpeechOptions, Transcriber, Transcript
 
+from converters.testing.speech import ENGLISH as SENTENCES
+
 from .conftest import SR, wer, words
 
-# Six sentences, four espeak-ng voices and three rates (words per minute; espeak's default is 175).
-ENGLISH = [
-    ("Could you please help me carry these boxes to the car?", ()),
-    ("Thank you so much for coming to my birthday party.", ("-v", "en+f3", "-s", "150")),
-    ("Hello there! Good morning, how are you today?", ("-v", "en-us+m3", "-s", "190")),
-    ("I am really worried about the exam tomorrow.", ("-v", "en+f4", "-s", "130")),
-    ("This is the worst service I have ever had in my life.", ("-v", "en-us", "-s", "160")),
-    ("Please turn off the lights when you leave the room.", ("-v", "en+m7",)),
-]
+ENGLISH = SENTENCES[:6]  # six sentences, four voices, three rates
 # Measured with Whisper base, int8, beam 2, 3 s context pad (benchmarks/bench_asr.py; docs/speech.md):
 # corpus WER 0.05-0.07 over these six (espeak's formant voices are harder than read human speech:
 # "birthday" comes out as "mercy"). 0.15 leaves room for CTranslate2/CPU-kernel differences and
