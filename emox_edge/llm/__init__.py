@@ -9,6 +9,7 @@
         print(result.text, result.stop_reason)
 """
 
+from emox_edge.llm.batching import BatchRequest, Scores
 from emox_edge.llm.core import LanguageCore
 from emox_edge.llm.generation import STOP_REASONS, GenerationResult, Stream
 from emox_edge.llm.grammar import gbnf_literal, label_grammar
@@ -16,10 +17,12 @@ from emox_edge.llm.segments import ACCEPTED_FORMS, Literal, UntrustedText
 
 __all__ = [
     "ACCEPTED_FORMS",
+    "BatchRequest",
     "GenerationResult",
     "LanguageCore",
     "Literal",
     "STOP_REASONS",
+    "Scores",
     "Stream",
     "UntrustedText",
     "gbnf_literal",

@@ -169,17 +169,22 @@ class Model(_Owned):
 
 
 class Batch(_Owned):
-    """A ``llama_batch`` of up to ``capacity`` tokens (``width == 0``) or embedding rows, sequence 0."""
+    """A ``llama_batch`` of up to ``capacity`` tokens (``width == 0``) or embedding rows.
+
+    ``fill``/``fill_one`` put every row in sequence 0; ``fill_rows`` gives each row its own set of
+    up to ``n_seq_max`` sequences (a row shared by several sequences is computed once).
+    """
 
     _kind = "batch"
 
-    def __init__(self, capacity: int, width: int = 0) -> None:
+    def __init__(self, capacity: int, width: int = 0, n_seq_max: int = 1) -> None:
         ll = lib()
-        batch = ll.llama_batch_init(int(capacity), int(width), 1)
+        batch = ll.llama_batch_init(int(capacity), int(width), int(n_seq_max))
         super().__init__(batch)
         self._ll = ll
         self.capacity = int(capacity)
         self.width = int(width)
+        self.n_seq_max = int(n_seq_max)
         self._pos = np.ctypeslib.as_array(batch.pos, shape=(capacity,))
         self._n_seq = np.ctypeslib.as_array(batch.n_seq_id, shape=(capacity,))
         self._logits = np.ctypeslib.as_array(ctypes.cast(batch.logits, ctypes.POINTER(ctypes.c_int8)), (capacity,))
@@ -195,9 +200,8 @@ class Batch(_Owned):
     def _free(self, ptr) -> None:
         self._ll.llama_batch_free(ptr)
 
-    def fill(self, items: np.ndarray | Sequence[int], pos0: int, *, want_last: bool):
-        """Load tokens (or embedding rows) at positions ``pos0...``; request logits on the last one."""
-        batch = self.ptr
+    def _load(self, items, pos, logits) -> int:
+        """Copy rows, positions and logit flags into the batch; returns the row count."""
         n = len(items)
         if not 0 < n <= self.capacity:
             raise ValueError(f"a batch holds 1..{self.capacity} items; got {n}")
@@ -205,13 +209,38 @@ class Batch(_Owned):
             self._embd[:n] = items
         else:
             self._token[:n] = items
-        self._pos[:n] = np.arange(pos0, pos0 + n, dtype=np.int32)
-        self._logits[:n] = 0
-        if want_last:
-            self._logits[n - 1] = 1
+        self._pos[:n] = pos
+        self._logits[:n] = logits
+        return n
+
+    def fill(self, items: np.ndarray | Sequence[int], pos0: int, *, want_last: bool):
+        """Load tokens (or embedding rows) at positions ``pos0...`` of sequence 0; logits on the last one."""
+        batch = self.ptr
+        n = len(items)
+        flags = np.zeros(n, np.int8)
+        flags[-1:] = int(want_last)
+        self._load(items, np.arange(pos0, pos0 + n, dtype=np.int32), flags)
+        if self.n_seq_max > 1:  # fill_rows may have left other sequences behind
+            self._n_seq[:n] = 1
+            for i in range(n):
+                batch.seq_id[i][0] = 0
         batch.n_tokens = n
         return batch
 
+    def fill_rows(self, items: np.ndarray | Sequence[int], pos: Sequence[int], seqs: Sequence[Sequence[int]],
+                  logits: Sequence[bool]):
+        """Load rows at the given positions, each in its sequences, logits where asked."""
+        batch = self.ptr
+        n = self._load(items, np.asarray(pos, dtype=np.int32), np.asarray(logits, dtype=np.int8))
+        for i, ids in enumerate(seqs):
+            if not 0 < len(ids) <= self.n_seq_max:
+                raise ValueError(f"a row belongs to 1..{self.n_seq_max} sequences; got {len(ids)}")
+            self._n_seq[i] = len(ids)
+            row = batch.seq_id[i]
+            for k, s in enumerate(ids):
+                row[k] = s
+        batch.n_tokens = n
+        return batch
 
     def fill_one(self, token: int, pos: int):
         """Load a single token at ``pos`` with logits requested (the decode-loop fast path)."""
@@ -219,23 +248,31 @@ class Batch(_Owned):
         batch.token[0] = token  # plain ctypes stores: ~10x cheaper than numpy scalar writes
         batch.pos[0] = pos
         batch.logits[0] = 1
+        batch.n_seq_id[0] = 1
+        batch.seq_id[0][0] = 0
         batch.n_tokens = 1
         return batch
 
 
 class Context(_Owned):
-    """A llama.cpp context (KV cache + compute buffers) over one ``Model``; a single sequence (0)."""
+    """A llama.cpp context (KV cache + compute buffers) over one ``Model``.
+
+    Up to ``n_seq_max`` sequences share one unified KV cache of ``n_ctx`` cells: a position held by
+    several sequences (a shared prompt prefix) takes one cell and is computed once.
+    """
 
     _kind = "context"
 
-    def __init__(self, model: Model, *, n_ctx: int, n_batch: int, n_threads: int, flash_attn: str = "auto") -> None:
+    def __init__(self, model: Model, *, n_ctx: int, n_batch: int, n_threads: int, flash_attn: str = "auto",
+                 n_seq_max: int = 1) -> None:
         ll = lib()
         params = ll.llama_context_default_params()
         params.flash_attn_type = FLASH_ATTN[flash_attn]
         params.n_ctx = int(n_ctx)
         params.n_batch = int(n_batch)
         params.n_ubatch = int(n_batch)
-        params.n_seq_max = 1
+        params.n_seq_max = int(n_seq_max)
+        params.kv_unified = True  # sequences branch from shared prefixes: one cache, n_ctx cells in all
         params.n_threads = int(n_threads)
         params.n_threads_batch = int(n_threads)
         params.embeddings = False
@@ -250,6 +287,7 @@ class Context(_Owned):
         self.model = model
         self.n_ctx = int(ll.llama_n_ctx(ptr))
         self.n_batch = int(ll.llama_n_batch(ptr))
+        self.n_seq_max = int(n_seq_max)
         self._mem = ll.llama_get_memory(ptr)
 
     def _free(self, ptr) -> None:
@@ -269,9 +307,13 @@ class Context(_Owned):
             raise RuntimeError(f"llama.cpp has no logits for output {index}")
         return np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,)).copy()
 
-    def truncate(self, n_keep: int) -> bool:
-        """Drop cached positions >= ``n_keep``; False if the memory cannot drop a partial sequence."""
-        return bool(self._ll.llama_memory_seq_rm(self._mem, 0, int(n_keep), -1))
+    def truncate(self, n_keep: int, seq: int = 0) -> bool:
+        """Drop positions >= ``n_keep`` of sequence ``seq``; False if the memory cannot drop a partial sequence."""
+        return bool(self._ll.llama_memory_seq_rm(self._mem, int(seq), int(n_keep), -1))
+
+    def copy_seq(self, src: int, dst: int, p0: int, p1: int) -> None:
+        """Let sequence ``dst`` also hold ``src``'s positions in [p0, p1) (no copy in a unified cache)."""
+        self._ll.llama_memory_seq_cp(self._mem, int(src), int(dst), int(p0), int(p1))
 
     def clear(self) -> None:
         self._ll.llama_memory_clear(self._mem, True)

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Generator, Mapping, Sequence
+from typing import Callable, Generator, Mapping, Sequence
 
 import numpy as np
 
@@ -26,8 +26,10 @@ from emox_edge.errors import BadInputError, InputTypeError
 from emox_edge.devices import default_threads
 from emox_edge.llm import _native
 from emox_edge.llm.gguf_file import GGUFFile
+from emox_edge.llm.batching import BatchRequest, Scores
 from emox_edge.llm.generation import GenerationResult, Stream, TextAssembler
 from emox_edge.llm.segments import Literal, Run, Segment, common_prefix, to_runs
+from emox_edge.llm.settings import Settings, check_generation
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +42,6 @@ def _positive_int(name: str, value, *, allow_none: bool = False) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise BadInputError(f"{name} must be a positive integer; got {value!r}")
     return int(value)
-
-
-def _stop_strings(stop) -> tuple[str, ...]:
-    if stop is None:
-        return ()
-    if isinstance(stop, str):
-        return (stop,) if stop else ()
-    if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
-        raise InputTypeError(f"stop must be a str or a list of str; got {stop!r}")
-    return tuple(s for s in stop if s)
 
 
 class LanguageCore:
@@ -69,6 +61,9 @@ class LanguageCore:
         self.prefix_cache = True
         self._metadata: dict[str, str] | None = None
         self.n_threads = n_threads
+        self._multi: dict[str, _native.Batch] = {}  # run_batch's batches, by kind
+        self._parked: dict[int, list] = {}  # sequence id -> cache keys of answers run_batch kept
+        self.rows_decoded = 0  # prompt positions evaluated so far (what prefix sharing saves shows here)
 
     @classmethod
     def from_file(
@@ -81,6 +76,7 @@ class LanguageCore:
         n_gpu_layers: int = 0,
         flash_attn: str = "auto",
         prefix_cache: bool = True,
+        n_seq: int = 64,
     ) -> "LanguageCore":
         """Load a GGUF model.
 
@@ -95,6 +91,8 @@ class LanguageCore:
                 prompt was split into batches; "off" makes chunking and cache reuse bit-stable.
             prefix_cache: reuse the KV cache over the prefix shared with the previous call (see
                 ``prefix_cache`` for the rounding this implies on quantized weights).
+            n_seq: most sequences ``run_batch`` decodes together (answers plus scored candidates);
+                they share the one KV cache of ``n_ctx`` cells, so this costs no memory.
 
         Raises:
             FileNotFoundError: no such file.
@@ -105,6 +103,7 @@ class LanguageCore:
         """
         n_ctx = _positive_int("n_ctx", n_ctx)
         n_batch = _positive_int("n_batch", n_batch)
+        n_seq = _positive_int("n_seq", n_seq)
         n_threads = _positive_int("n_threads", n_threads, allow_none=True) or default_threads()
         if not isinstance(n_gpu_layers, int):
             raise BadInputError(f"n_gpu_layers must be an integer; got {n_gpu_layers!r}")
@@ -115,7 +114,8 @@ class LanguageCore:
         try:
             if n_ctx > model.n_ctx_train:
                 logger.warning("n_ctx=%d exceeds the %d positions %s was trained for", n_ctx, model.n_ctx_train, path)
-            ctx = _native.Context(model, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, flash_attn=flash_attn)
+            ctx = _native.Context(model, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, flash_attn=flash_attn,
+                                  n_seq_max=min(n_seq, 256))
             tok_batch = _native.Batch(ctx.n_batch)
             emb_batch = _native.Batch(ctx.n_batch, model.n_embd_inp)
         except BaseException:
@@ -135,7 +135,8 @@ class LanguageCore:
         if self._file is not None:
             self._file.close()
             self._file = None
-        _native.close_all([self._tok_batch, self._emb_batch, self._ctx, self._model])
+        _native.close_all([self._tok_batch, self._emb_batch, *self._multi.values(), self._ctx, self._model])
+        self._multi = {}
         self._keys = []
 
     prefix_cache: bool
@@ -151,8 +152,17 @@ class LanguageCore:
     def reset(self) -> None:
         """Empty the KV cache, so the next call evaluates its whole prompt (nothing is reused)."""
         self._begin()
+        self._forget()
+
+    def _forget(self) -> None:
         self._ctx.clear()
         self._keys = []
+        self._parked = {}
+
+    def _drop_parked(self) -> None:
+        for seq in self._parked:
+            self._ctx.truncate(0, seq)
+        self._parked = {}
 
     @property
     def cached_positions(self) -> int:
@@ -195,6 +205,17 @@ class LanguageCore:
     @property
     def n_batch(self) -> int:
         return self._ctx.n_batch
+
+    @property
+    def n_seq_max(self) -> int:
+        """Most sequences decoded together by ``run_batch``."""
+        return self._ctx.n_seq_max
+
+    def _multi_batch(self, kind: str) -> _native.Batch:
+        if kind not in self._multi:
+            width = self.embedding_width if kind == "embd" else 0
+            self._multi[kind] = _native.Batch(self.n_batch, width, self.n_seq_max)
+        return self._multi[kind]
 
     def _gguf(self) -> GGUFFile:
         self._check_open()
@@ -295,6 +316,7 @@ class LanguageCore:
 
     def _prefill(self, runs: list[Run]) -> tuple[int, int]:
         """Bring the KV cache to exactly the prompt; returns (n_prompt, n_reused)."""
+        self._drop_parked()
         keys = [k for run in runs for k in run.keys()]
         n_prompt = self._check_fits(runs)
         keep = min(common_prefix(self._keys, keys), n_prompt - 1) if self.prefix_cache else 0
@@ -309,6 +331,7 @@ class LanguageCore:
                     chunk = data[a:a + self.n_batch]
                     end = pos + a + len(chunk)
                     self._ctx.decode(batch.fill(chunk, pos + a, want_last=end == n_prompt))
+                    self.rows_decoded += len(chunk)
                     self._keys.extend(keys[pos + a:end])
         except BaseException:
             self._ctx.clear()
@@ -325,6 +348,24 @@ class LanguageCore:
         self._begin()
         self._prefill(self._runs(segments))
         return self._ctx.logits(-1)
+
+    # ----------------------------------------------------------------------------- batches
+    def run_batch(self, requests: Sequence[BatchRequest], *,
+                  on_piece: Callable[[int, str], None] | None = None) -> list[GenerationResult | Scores]:
+        """Answer several requests together: shared prompt prefixes decoded once, every answer
+        decoded in the same llama.cpp batch step, candidates scored by likelihood (``batching``).
+
+        ``on_piece(i, text)`` receives request i's text as it is generated. Results come in the
+        order of ``requests``: a ``GenerationResult`` or, for a request with ``candidates``, ``Scores``.
+        """
+        from emox_edge.llm.batching import run_batch
+
+        self._begin()
+        return run_batch(self, requests, on_piece=on_piece)
+
+    def score(self, segments: Segment | Sequence[Segment], candidates: Sequence[str]) -> Scores:
+        """Log-likelihood of each candidate continuation of the prompt, in one batched pass."""
+        return self.run_batch([BatchRequest(segments, candidates=tuple(candidates))])[0]
 
     # ----------------------------------------------------------------------------- generation
     def generate(
@@ -363,22 +404,9 @@ class LanguageCore:
             TypeError / ValueError: a bad prompt (see ``segments``) or argument; ValueError when
             the prompt exceeds n_ctx or llama.cpp rejects the grammar.
         """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-            raise BadInputError(f"max_new_tokens must be an integer >= 0; got {max_new_tokens!r}")
-        if not temperature >= 0.0:
-            raise BadInputError(f"temperature must be >= 0; got {temperature!r}")
-        if not 0.0 < top_p <= 1.0:
-            raise BadInputError(f"top_p must be in (0, 1]; got {top_p!r}")
-        if not isinstance(top_k, (int, np.integer)) or top_k < 0:
-            raise BadInputError(f"top_k must be an integer >= 0; got {top_k!r}")
-        if not repeat_penalty > 0.0:
-            raise BadInputError(f"repeat_penalty must be > 0; got {repeat_penalty!r}")
-        if grammar is not None and not isinstance(grammar, str):
-            raise InputTypeError(f"grammar must be a GBNF string; got {type(grammar).__name__}")
-        stops = _stop_strings(stop)
-        bias = {int(t): float(v) for t, v in (logit_bias or {}).items()}
-        if bias:
-            self._check_ids(list(bias))
+        settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                        repeat_penalty=repeat_penalty, grammar=grammar, stop=stop, logit_bias=logit_bias)
+        stops, bias = check_generation(self, Settings(**settings))
         self._begin()
         runs = self._runs(segments)
         self._check_fits(runs)
