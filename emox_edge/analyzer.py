@@ -67,19 +67,21 @@ class Analyzer:
         self._vad = None
         self._transcriber = None
         self._gguf = self._choose_gguf()
+        perceive = options.stages != "language"
         try:
-            self._vad = _open_vad(bundle)
-            if options.speech.enabled:
+            self._vad = _open_vad(bundle) if perceive else None
+            if options.speech.enabled and perceive:
                 from emox_edge.speech import Transcriber
 
                 self._transcriber = Transcriber.from_bundle(bundle, n_threads=self.n_threads, device=self.device)
                 if self._transcriber is not None:
                     self._transcriber.check_options(options.speech)  # e.g. a language the model lacks
             self._kind = kind_class(bundle.kind, where=bundle.root)(bundle, self)
-            self._faces = FaceStage(bundle, options.faces, default_frames=self._kind.default_face_frames,
-                                    providers=self.device.ort_providers, n_threads=self.n_threads,
-                                    fer_precision=options.lite.fer_precision)
-            if self._kind.eager_core:
+            if perceive:
+                self._faces = FaceStage(bundle, options.faces, default_frames=self._kind.default_face_frames,
+                                        providers=self.device.ort_providers, n_threads=self.n_threads,
+                                        fer_precision=options.lite.fer_precision)
+            if self._kind.eager_core and options.stages != "perception":
                 _ = self.core
         except BaseException:
             self.close()
@@ -122,6 +124,9 @@ class Analyzer:
     def core(self):
         """The language core (llama.cpp), loaded on first use; all its layers on the GPU whenever
         llama.cpp has a GPU backend and the device is not "cpu" (``ResolvedDevice.llama_gpu_offload``)."""
+        if self._core is None and self.options.stages == "perception":
+            raise BadInputError("this analyzer runs the perception stages only (options.stages='perception'): "
+                                "answer with an analyzer opened with stages 'all' or 'language'")
         if self._core is None:
             from emox_edge.llm import LanguageCore
 
@@ -244,43 +249,103 @@ class Analyzer:
         """
         if not isinstance(clip, Clip):
             raise InputTypeError(f"analyze_clip() takes an emox_edge.media.Clip, got {type(clip).__name__}")
-        t_start = time.perf_counter()
         if clip.error:
             return self._failed(clip, clip.error, {})
+        perceived = self.perceive_clip(clip, history=history, tracker=tracker, speech=speech, live=live)
+        return self.answer_clips([perceived], requests)[0]
+
+    def perceive_clip(self, clip: Clip, *, history: Sequence[str] = (), tracker: Any = None, speech: Any = None,
+                      live: bool = False) -> PerceivedClip:
+        """The first half of ``analyze_clip``: faces, voice activity, words and the kind's perception.
+
+        The result holds no more of the clip than its last analysed frame, so it can be queued or
+        sent to another process; ``answer_clips`` answers the tasks of several of them together.
+        """
+        if self._faces is None:
+            raise BadInputError("this analyzer answers only (options.stages='language'): perceive with an "
+                                "analyzer opened with stages 'all' or 'perception'")
+        t_start = time.perf_counter()
         frame_faces, timings = self._faces.detect(clip.frames, clip.frame_times, tracker=tracker)
         clip, transcript, segments, said_before = self._hear(clip, speech or self.speech_stage(), live, timings)
-        dialogue = [*history, *said_before]  # empathize reads the stream's earlier turns too
-        if clip.frames.shape[0] == 0 and clip.audio.size == 0:
-            results = {}
-            for request in requests:
-                results[_key(request, results)] = TaskResult.abstain(request.task, "the clip holds no frames and no audio")
-            evidence = None
-        else:
+        evidence = None
+        if clip.frames.shape[0] or clip.audio.size:
             evidence = self._kind.perceive(clip, frame_faces, speech_segments=segments)
             timings.update(evidence.timings)
-            results = {}
-            for request in requests:
-                t0 = time.perf_counter()
-                result = self._kind.answer(request, evidence, clip, dialogue if request.task == "empathize" else history)
-                result = dataclasses.replace(result, timings={**result.timings, "total_ms": _ms(t0)})
-                results[_key(request, results)] = result
-        for key in ("prefill_ms", "decode_ms"):
+        frame, frame_time = _last_frame(clip, frame_faces)
+        timings["perceive_ms"] = _ms(t_start)
+        return PerceivedClip(source=clip.source, start=clip.start, end=clip.end, frame_faces=tuple(frame_faces),
+                             timings=timings, transcript=transcript, speech_segments=segments, evidence=evidence,
+                             history=tuple(history), dialogue=(*history, *said_before), frame=frame,
+                             frame_time=frame_time)
+
+    def answer_clips(self, perceived: Sequence[PerceivedClip],
+                     requests: "Sequence[TaskRequest] | Sequence[Sequence[TaskRequest]]") -> list[ClipResult]:
+        """The second half of ``analyze_clip``, for several perceived clips at once.
+
+        Every task of every clip goes to the language core in one batch (``kinds.plans``): prompt
+        prefixes they share are decoded once and all answers are decoded together. ``requests``: one
+        list for every clip, or one list per clip. A task whose answer cannot be read fails its clip
+        alone (``ClipResult.error``), not the others.
+        """
+        per_clip = [list(r) for r in requests] if requests and not isinstance(requests[0], TaskRequest) \
+            else [list(requests)] * len(perceived)
+        if len(per_clip) != len(perceived):
+            raise BadInputError(f"{len(per_clip)} request lists for {len(perceived)} clips")
+        from emox_edge.kinds.plans import run_plans
+
+        steps, owners = [], []
+        for n, (item, reqs) in enumerate(zip(perceived, per_clip)):
+            for request in reqs:
+                if item.evidence is None:
+                    steps.append(TaskResult.abstain(request.task, "the clip holds no frames and no audio"))
+                else:
+                    turns = item.dialogue if request.task == "empathize" else item.history
+                    steps.append(self._kind.plan(request, item.evidence, turns))
+                owners.append(n)
+        errors: dict[int, str] = {}
+
+        def failed(i: int, exc: BaseException) -> TaskResult:
+            errors.setdefault(owners[i], f"{type(exc).__name__}: {exc}")
+            return TaskResult.abstain(per_clip[owners[i]][0].task, "failed")
+
+        t0 = time.perf_counter()
+        answers = run_plans(lambda: self.core, steps, failed)
+        answer_ms = _ms(t0)
+        out, k = [], 0
+        for n, (item, reqs) in enumerate(zip(perceived, per_clip)):
+            results: dict[str, TaskResult] = {}
+            for request in reqs:
+                results[_key(request, results)] = answers[k]
+                k += 1
+            out.append(self._finish(item, results, answer_ms, errors.get(n)))
+        return out
+
+    def _finish(self, item: PerceivedClip, results: dict[str, TaskResult], answer_ms: float,
+                error: str | None) -> ClipResult:
+        timings = dict(item.timings)
+        if error is not None:
+            return ClipResult(source=item.source, start=item.start, end=item.end, bundle=self.name, tasks={},
+                              timings=timings, error=error)
+        for key in ("prefill_ms", "decode_ms"):  # the tasks ran together: the longest, not the sum
             spent = [r.timings[key] for r in results.values() if key in r.timings]
             if spent:
-                timings[key] = float(sum(spent))
-        timings["total_ms"] = _ms(t_start)
+                timings[key] = float(max(spent))
+        if any("prefill_ms" in r.timings for r in results.values()):
+            timings["answer_ms"] = answer_ms
+        timings["total_ms"] = timings["perceive_ms"] + answer_ms
+        frame_faces = item.frame_faces
         faces = next((found for _, found in reversed(frame_faces) if found), ())
-        frame, frame_time = _last_frame(clip, frame_faces)
-        perception = dict(evidence.perception) if evidence else {}
+        perception = dict(item.evidence.perception) if item.evidence else {}
+        segments = item.speech_segments
         if segments is not None:
             perception.setdefault("speech_segments", [[round(s, 3), round(e, 3)] for s, e in segments])
         # the voiced spans on the frames' clock (seconds from the source's start)
-        speaker = choose_speaker(list(frame_faces), [(s + clip.start, e + clip.start) for s, e in segments or ()])
-        return ClipResult(source=clip.source, start=clip.start, end=clip.end, bundle=self.name, tasks=results,
+        speaker = choose_speaker(list(frame_faces), [(s + item.start, e + item.start) for s, e in segments or ()])
+        return ClipResult(source=item.source, start=item.start, end=item.end, bundle=self.name, tasks=results,
                           faces=tuple(faces), perception=perception, timings=timings, frame_faces=tuple(frame_faces),
-                          transcript=transcript, speaker=speaker,
+                          transcript=item.transcript, speaker=speaker,
                           persons=tuple(p.to_dict() for p in persons(frame_faces, speaker=speaker)),
-                          frame=frame, frame_time=frame_time)
+                          frame=item.frame, frame_time=item.frame_time)
 
     def _hear(self, clip: Clip, stage: Any, live: bool, timings: dict[str, float]):
         """Voice activity and, for a clip with audio and no subtitle, speech recognition.
@@ -380,6 +445,7 @@ class Analyzer:
                 if callback is not None:
                     callback(result)
                 yield clip, result
+                del clip, result  # the next clip fills while nothing holds this one
             if speech is not None:
                 rest = speech.flush()
                 if rest.text:
@@ -413,6 +479,35 @@ class Analyzer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class PerceivedClip:
+    """A clip after perception, before its tasks are answered (``Analyzer.perceive_clip``).
+
+    Attributes:
+        source, start, end: the clip's source and span (seconds).
+        frame_faces: (time, faces) per analysed frame.
+        timings: ms per perception stage, and ``perceive_ms`` for all of them.
+        transcript: the words' record (``ClipResult.transcript``) or None.
+        speech_segments: voiced spans (seconds from the clip's start), None without a VAD.
+        evidence: the kind's ``Evidence``; None when the clip held no frames and no audio.
+        history: dialogue turns given by the caller; dialogue: those plus the stream's earlier turns.
+        frame, frame_time: the last analysed frame (for ``plot``/``save``).
+    """
+
+    source: str
+    start: float
+    end: float
+    frame_faces: tuple
+    timings: dict
+    transcript: dict | None
+    speech_segments: list | None
+    evidence: Any
+    history: tuple
+    dialogue: tuple
+    frame: np.ndarray | None = None
+    frame_time: float | None = None
 
 
 def _open_vad(bundle: Bundle):

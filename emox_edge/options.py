@@ -13,6 +13,8 @@ from emox_edge.errors import BadInputError
 from emox_edge.speech.options import SpeechOptions
 
 PRECISIONS = ("int8", "fp32")
+LABEL_DECODINGS = ("likelihood", "grammar")
+STAGES = ("all", "perception", "language")
 INJECTIONS = ("text", "lexical")
 MIN_CTX = 512
 
@@ -84,7 +86,14 @@ class AnalyzerOptions:
         seed: the sampling seed when not deterministic. None picks a random one.
         max_new_tokens: a cap on the tokens generated per task. None uses the bundle's setting.
         constrain: constrain closed-set answers so they are always a valid label.
+        label_decoding: how a constrained closed-set answer is chosen: likelihood scores every
+            candidate label in one batched pass and takes the most likely; grammar decodes under a
+            grammar over the labels.
         n_ctx: context length of the language core, in tokens.
+        stages: which half of the analysis this analyzer runs: all; perception (faces, voice, words,
+            the bundle's encoders: ``perceive_clip``; the language core is never loaded); or language
+            (``answer_clips`` only: no face, voice or speech models, encoders never loaded). Scale-out
+            replicas use the halves.
         faces: face detection and tracking.
         speech: speech recognition, whose words become the subtitle of every language task.
         lite: settings only lite bundles read.
@@ -98,7 +107,9 @@ class AnalyzerOptions:
     seed: int | None = None
     max_new_tokens: int | None = field(default=None, metadata={"metavar": "N"})
     constrain: bool = True
+    label_decoding: str = field(default="likelihood", metadata={"choices": LABEL_DECODINGS})
     n_ctx: int = field(default=4096, metadata={"metavar": "N"})
+    stages: str = field(default="all", metadata={"choices": STAGES})
     faces: FaceOptions = field(default_factory=FaceOptions)
     speech: SpeechOptions = field(default_factory=SpeechOptions)
     lite: LiteOptions = field(default_factory=LiteOptions)
@@ -109,6 +120,9 @@ class AnalyzerOptions:
         _check(self.precision in PRECISIONS, "precision", self.precision, f"one of {', '.join(PRECISIONS)}")
         _positive("max_new_tokens", self.max_new_tokens)
         _positive("n_ctx", self.n_ctx, minimum=MIN_CTX)
+        _check(self.stages in STAGES, "stages", self.stages, f"one of {', '.join(STAGES)}")
+        _check(self.label_decoding in LABEL_DECODINGS, "label_decoding", self.label_decoding,
+               f"one of {', '.join(LABEL_DECODINGS)}")
         _positive("seed", self.seed, minimum=0)
         _check(self.quant is None or (isinstance(self.quant, str) and self.quant.strip() != ""), "quant", self.quant,
                "a quantization the bundle has, e.g. q4_k_m")

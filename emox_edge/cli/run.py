@@ -183,6 +183,7 @@ def _loop(args, options, source, tasks, subtitle, writer, saver, display, stop, 
                 if (saver is not None or display is not None) and not result.error:
                     if not _draw(clip, result, saver, display):
                         break
+                del clip, result  # nothing holds a clip while the next one fills
                 if stop.is_set():
                     raise KeyboardInterrupt
         return 0

@@ -1,20 +1,25 @@
 """``BundleKind``: the part of the analyzer a bundle kind supplies, and ``Services``, what it may use.
 
 Per clip the analyzer runs the shared stages (faces, then the kind's ``perceive``), then asks the kind
-to ``answer`` each task. A kind never loads the language core itself: ``Services.core`` does, with
-the one GPU-offload rule, and ``Services.sampling`` gives the one set of sampling defaults.
+to ``plan`` each task: a finished result, or an ``Ask`` of language-core requests that the analyzer
+runs together with the other tasks' (``kinds.plans``). A kind never loads the language core itself:
+``Services.core`` does, with the one GPU-offload rule, and ``Services.sampling`` gives the one set of
+sampling defaults.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 from emox_edge.bundle import Bundle
 from emox_edge.media import Clip
 from emox_edge.options import AnalyzerOptions
 from emox_edge.results import TaskResult
 from emox_edge.tasks import TaskRequest
+
+if TYPE_CHECKING:
+    from emox_edge.kinds.plans import Step
 
 
 class Services(Protocol):
@@ -75,8 +80,15 @@ class BundleKind:
         no voice-activity model. ``clip.subtitle`` holds the words (given or recognised)."""
         raise NotImplementedError
 
-    def answer(self, request: TaskRequest, evidence: Evidence, clip: Clip, history: Sequence[str]) -> TaskResult:
+    def plan(self, request: TaskRequest, evidence: Evidence, history: Sequence[str]) -> "Step":
+        """A task's answer: a ``TaskResult`` now, or an ``Ask`` for the language core (``kinds.plans``)."""
         raise NotImplementedError
+
+    def answer(self, request: TaskRequest, evidence: Evidence, history: Sequence[str] = ()) -> TaskResult:
+        """One task alone (the analyzer batches all tasks of a clip instead)."""
+        from emox_edge.kinds.plans import run_plans
+
+        return run_plans(lambda: self.services.core, [self.plan(request, evidence, history)])[0]
 
     def close(self) -> None:
         """Release what the kind opened (the analyzer closes the shared stages)."""

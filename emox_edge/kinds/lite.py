@@ -18,12 +18,14 @@ import numpy as np
 
 from emox_edge.errors import BadInputError
 from emox_edge.kinds.base import BundleKind, Evidence
+from emox_edge.kinds.plans import Ask, Step, timings_of
 from emox_edge.lite.injection import PromptBuilder
 from emox_edge.lite.perception import DEFAULT_LABEL_SET, Perception, fuse, label_sets
 from emox_edge.lite.prosody import estimate_affect, prosody_features
 from emox_edge.lite.tables import SENTIMENT_LABELS, intent_labels, nano_task, table
 from emox_edge.lite.text_sentiment import fuse_valence, sentiment_of, text_valence
 from emox_edge.lite.vocabulary import load_emotion_words, open_vocab_grammar, parse_open_vocab_words
+from emox_edge.llm.batching import BatchRequest
 from emox_edge.llm.segments import UntrustedText
 from emox_edge.media import Clip
 from emox_edge.results import TaskResult
@@ -107,7 +109,7 @@ class LiteKind(BundleKind):
         return Evidence(perception=perception.to_dict(), timings=timings, state=perception, transcript=clip.subtitle)
 
     # ------------------------------------------------------------------ tasks
-    def answer(self, request: TaskRequest, evidence: Evidence, clip: Clip, history: Sequence[str]) -> TaskResult:
+    def plan(self, request: TaskRequest, evidence: Evidence, history: Sequence[str]) -> Step:
         return getattr(self, f"_task_{request.task}")(evidence.state, evidence.transcript, tuple(history), request.variant)
 
     @staticmethod
@@ -144,10 +146,10 @@ class LiteKind(BundleKind):
             self._builder = PromptBuilder(self.services.core, mode=self.injection, chat_format=section.get("chat_format"))
         return self._builder
 
-    def _ask(self, p: Perception, words: str, history, question: str, *, max_new_tokens: int,
+    def _ask(self, p: Perception, words: str, history, question: str, *, max_new_tokens: int = 0,
              grammar: str | None = None, greedy: bool = False, prefix: str = "", stop=(),
-             repeat_penalty: float = FREE_TEXT_REPEAT_PENALTY):
-        """Generate an answer. Small models loop under greedy decoding, so free text gets a repeat penalty."""
+             repeat_penalty: float = FREE_TEXT_REPEAT_PENALTY, candidates=None) -> BatchRequest:
+        """A language-core request. Small models loop under greedy decoding, so free text gets a repeat penalty."""
         core = self.services.core
         budget = max(64, core.n_ctx // 4)  # an over-long transcript keeps its most recent words
         count = lambda text: len(core.tokenize(text, special=False))  # noqa: E731
@@ -157,67 +159,100 @@ class LiteKind(BundleKind):
         segments = user.resolve(self.builder.segments(p, question, subtitle=user(words),
                                                       history=[user(turn) for turn in history],
                                                       assistant_prefix=prefix))
-        return core.generate(segments, grammar=grammar, stop=stop,
-                             **self.services.sampling(max_new_tokens=max_new_tokens, greedy=greedy,
-                                                      repeat_penalty=repeat_penalty))
+        if candidates is not None:
+            return BatchRequest(segments, candidates=tuple(candidates))
+        return BatchRequest(segments, grammar=grammar, stop=tuple(stop),
+                            **self.services.sampling(max_new_tokens=max_new_tokens, greedy=greedy,
+                                                     repeat_penalty=repeat_penalty))
 
-    @staticmethod
-    def _timings(*results) -> dict[str, float]:
-        return {"prefill_ms": round(sum(r.prefill_ms for r in results), 2),
-                "decode_ms": round(sum(r.decode_ms for r in results), 2),
-                "n_prompt": float(sum(r.n_prompt for r in results)),
-                "n_generated": float(sum(r.n_generated for r in results))}
-
-    def _task_open_vocab_emotion(self, p: Perception, words: str, history, variant) -> TaskResult:
+    def _task_open_vocab_emotion(self, p: Perception, words: str, history, variant) -> Step:
         if self._no_evidence(p) and not words.strip():
             return TaskResult.abstain("open_vocab_emotion", NO_EVIDENCE)
         cfg = table("tasks")["open_vocab_emotion"]
         vocabulary = load_emotion_words()
         grammar = open_vocab_grammar(vocabulary) if self.services.options.constrain else None
-        out = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"], grammar=grammar,
+        ask = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"], grammar=grammar,
                         stop=["\n", "."], repeat_penalty=1.5)
-        text = postprocess_reply(out.text)
-        labels = parse_open_vocab_words(text, vocabulary)
-        return TaskResult("open_vocab_emotion", text, label=labels[0] if labels else None, labels=labels,
-                          valid=bool(labels), timings=self._timings(out))
 
-    def _task_intent(self, p: Perception, words: str, history, variant) -> TaskResult:
+        def finish(outputs) -> TaskResult:
+            text = postprocess_reply(outputs[0].text)
+            labels = parse_open_vocab_words(text, vocabulary)
+            return TaskResult("open_vocab_emotion", text, label=labels[0] if labels else None, labels=labels,
+                              valid=bool(labels), timings=timings_of(*outputs))
+
+        return Ask([ask], finish)
+
+    def _task_intent(self, p: Perception, words: str, history, variant) -> Step:
         from emox_edge.llm import label_grammar
 
         if not words.strip():
             return TaskResult.abstain("intent", NO_WORDS)
         cfg = table("tasks")["intent"]
         labels, candidates = intent_labels(variant or cfg["label_set"])
-        grammar = label_grammar(labels) if self.services.options.constrain else None
-        out = self._ask(p, words, history, cfg["question"].format(candidate_labels=candidates),
-                        max_new_tokens=cfg["max_new_tokens"], grammar=grammar, greedy=True, stop=["\n"],
-                        repeat_penalty=1.0)
-        text = postprocess_reply(out.text)
-        answer = parse_label(text, labels)
-        return TaskResult("intent", text, label=answer.label, labels=(answer.label,) if answer.label else (),
-                          valid=answer.valid, timings=self._timings(out))
+        options = self.services.options
+        question = cfg["question"].format(candidate_labels=candidates)
+        if options.constrain and options.label_decoding == "likelihood":
+            end = "<|im_end|>" if self.builder.chat_format == "chatml" else "\n"
+            ask = self._ask(p, words, history, question, candidates=[f"{label}{end}" for label in labels])
 
-    def _task_reason(self, p: Perception, words: str, history, variant) -> TaskResult:
+            def scored(outputs) -> TaskResult:
+                scores = outputs[0]
+                label = labels[scores.best]
+                return TaskResult("intent", label, label=label, labels=(label,), valid=True,
+                                  score=round(scores.probabilities()[scores.text], 4), timings=timings_of(scores))
+
+            return Ask([ask], scored)
+        grammar = label_grammar(labels) if options.constrain else None
+        ask = self._ask(p, words, history, question, max_new_tokens=cfg["max_new_tokens"], grammar=grammar,
+                        greedy=True, stop=["\n"], repeat_penalty=1.0)
+
+        def finish(outputs) -> TaskResult:
+            text = postprocess_reply(outputs[0].text)
+            answer = parse_label(text, labels)
+            return TaskResult("intent", text, label=answer.label, labels=(answer.label,) if answer.label else (),
+                              valid=answer.valid, timings=timings_of(*outputs))
+
+        return Ask([ask], finish)
+
+    def _task_reason(self, p: Perception, words: str, history, variant) -> Step:
         if self._no_evidence(p) and not words.strip():
             return TaskResult.abstain("reason", NO_EVIDENCE)
         cfg = table("tasks")["reason"]
-        out = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"])
-        text = postprocess_reply(out.text)
-        label = p.emotion_label()
-        return TaskResult("reason", text, label=label, labels=(label,), valid=bool(text), timings=self._timings(out))
+        ask = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"])
 
-    def _task_empathize(self, p: Perception, words: str, history, variant) -> TaskResult:
+        def finish(outputs) -> TaskResult:
+            text = postprocess_reply(outputs[0].text)
+            label = p.emotion_label()
+            return TaskResult("reason", text, label=label, labels=(label,), valid=bool(text),
+                              timings=timings_of(*outputs))
+
+        return Ask([ask], finish)
+
+    def _task_empathize(self, p: Perception, words: str, history, variant) -> Step:
+        """The chain of thought first (capped, ended at its close tag), then the reply after it."""
         cfg = table("tasks")["empathize"]
         opened, closed = cfg["think_open"], cfg["think_close"]
         think = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_think_tokens"], prefix=opened,
                           stop=["</think>"])
-        chain = postprocess_reply(think.text).replace("<think>", "").strip()
-        reply = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"],
-                          prefix=f"{opened}{chain}\n{closed}", stop=["<think>"])
-        text = f"<think>{chain}</think>\n{postprocess_reply(reply.text)}"
-        answer = parse_empathy(text)
-        return TaskResult("empathize", text, label=answer.emotion, think=answer.think, reply=answer.reply,
-                          valid=bool(answer.reply), timings=self._timings(think, reply))
+
+        def reply(outputs) -> Step:
+            raw = outputs[0].text
+            chain = postprocess_reply(raw).replace("<think>", "").strip()
+            # the reply's prompt continues the chain as generated, so the cache holds all of it
+            said = raw.rstrip() if chain and "<think>" not in raw and raw.strip() == chain else chain
+            ask = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"],
+                            prefix=f"{opened}{said}\n{closed}", stop=["<think>"])
+
+            def finish(replies) -> TaskResult:
+                text = f"<think>{chain}</think>\n{postprocess_reply(replies[0].text)}"
+                answer = parse_empathy(text)
+                return TaskResult("empathize", text, label=answer.emotion, think=answer.think, reply=answer.reply,
+                                  valid=bool(answer.reply), timings=timings_of(outputs[0], replies[0]))
+
+            return Ask([ask], finish)
+
+        return Ask([think], reply)
+
 
 def _fused_valence(p: Perception, words: str) -> float:
     """Valence of face, voice and words together (weights face 0.5, voice 0.2, text 0.3, measured on

@@ -3,7 +3,9 @@
 Per clip: preprocessing exactly as trained (``emox_edge.preprocess``) -> the encoders
 (``emox_edge.encoders``) -> one language-core generation per task, the encoder outputs injected at
 the placeholder runs of the manifest's prompt template (spec §7.5). All tasks of a clip share the
-prompt up to the subtitle, so the language core reuses that prefix from its KV cache.
+prompt up to the question, so the analyzer's batch decodes that prefix once for all of them; closed-set
+labels are scored by likelihood over the candidate answers (``label_decoding``), or decoded under a
+grammar.
 
 The analyzer's face stage runs for the overlay and per-person records only: the Nano-EmoX facial
 branch itself gets the full frames, as it was trained (spec §2.2).
@@ -18,6 +20,8 @@ from typing import Any, Sequence
 from emox_edge.encoders import EncoderSuite, placeholder_embeddings
 from emox_edge.errors import BadInputError
 from emox_edge.kinds.base import BundleKind, Evidence
+from emox_edge.kinds.plans import Ask, Step, timings_of
+from emox_edge.llm.batching import BatchRequest
 from emox_edge.llm.segments import UntrustedText
 from emox_edge.media import Clip
 from emox_edge.preprocess import PreprocessConfig, preprocess_clip
@@ -42,9 +46,19 @@ class NanoEmoxKind(BundleKind):
         self.preprocess = PreprocessConfig.from_manifest(bundle.manifest.get("preprocess"))
         self.book = TaskBook.from_manifest(bundle.manifest)
         self.generation = dict(bundle.manifest.get("generation") or packaged_spec()["generation"])
-        self.encoders = EncoderSuite(bundle, device=services.device, precision=options.precision,
-                                     n_threads=services.n_threads)
+        self._encoders: EncoderSuite | None = None
         self._embedding_names = [name for _, _, name in self.book.placeholders]
+        if options.stages != "language":
+            _ = self.encoders  # a damaged graph fails when the analyzer opens, naming the file
+
+    @property
+    def encoders(self) -> EncoderSuite:
+        """The ONNX encoders, opened on first use (an analyzer that only answers never opens them)."""
+        if self._encoders is None:
+            options = self.services.options
+            self._encoders = EncoderSuite(self.bundle, device=self.services.device, precision=options.precision,
+                                          n_threads=self.services.n_threads)
+        return self._encoders
 
     def variants(self) -> dict[str, list[str]]:
         sentiment = self.book.tasks.get("sentiment", {})
@@ -84,20 +98,29 @@ class NanoEmoxKind(BundleKind):
         return Evidence(perception={}, timings=timings, state=embeddings, transcript=clip.subtitle)
 
     # ------------------------------------------------------------------ tasks
-    def answer(self, request: TaskRequest, evidence: Evidence, clip: Clip, history: Sequence[str]) -> TaskResult:
+    def plan(self, request: TaskRequest, evidence: Evidence, history: Sequence[str]) -> Step:
         core = self.services.core
         question, segments = self._prompt(core, request, evidence.transcript, history, evidence.state)
-        grammar = self.book.grammar(question) if self.services.options.constrain else None
-        sampling = self._sampling(question, grammar is not None)
-        gen = core.generate(segments, grammar=grammar, **sampling)
-        timings = {"prefill_ms": gen.prefill_ms, "decode_ms": gen.decode_ms,
-                   "n_prompt": float(gen.n_prompt), "n_generated": float(gen.n_generated)}
-        return self.book.parse(question, gen.text, timings=timings)
+        options = self.services.options
+        candidates = self.book.candidates(question) if options.constrain else None
+        if candidates and options.label_decoding == "likelihood":
+            stop = self.generation.get("stop_strings", ["###"])
+            ends = [f"{c}{stop[0]}" if stop else c for c in candidates]
+
+            def scored(outputs) -> TaskResult:
+                scores = outputs[0]
+                return self.book.parse(question, candidates[scores.best], timings={
+                    **timings_of(scores), "label_probability": round(scores.probabilities()[ends[scores.best]], 4)})
+
+            return Ask([BatchRequest(segments, candidates=ends)], scored)
+        grammar = self.book.grammar(question) if options.constrain else None
+        request_ = BatchRequest(segments, grammar=grammar, **self._sampling(question, grammar is not None))
+        return Ask([request_], lambda outputs: self.book.parse(question, outputs[0].text, timings=timings_of(outputs[0])))
 
     def _sampling(self, question, constrained: bool) -> dict[str, Any]:
         g = self.generation
         sampling = self.services.sampling(max_new_tokens=None)
-        sampling["stop"] = list(g.get("stop_strings", ["###", "<|im_end|>", "<|endoftext|>"]))
+        sampling["stop"] = tuple(g.get("stop_strings", ["###", "<|im_end|>", "<|endoftext|>"]))
         if constrained:  # room for the longest valid answer, whatever max_new_tokens says
             sampling["max_new_tokens"] = max(sampling["max_new_tokens"], _answer_tokens(question))
         return sampling
@@ -130,7 +153,9 @@ class NanoEmoxKind(BundleKind):
                 return question, segments  # the core reports a prompt that cannot fit
 
     def close(self) -> None:
-        self.encoders.close()
+        if self._encoders is not None:
+            self._encoders.close()
+            self._encoders = None
 
 
 def _answer_tokens(question) -> int:

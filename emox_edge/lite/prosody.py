@@ -24,6 +24,7 @@ FRAME_S = 0.040
 HOP_S = 0.010
 FMIN, FMAX = 60.0, 400.0
 YIN_THRESHOLD = 0.25  # permissive: synthetic and noisy voices dip less than clean speech
+YIN_BLOCK = 500  # hops (5 s of audio) per FFT block
 SILENCE_DB = -50.0
 
 # Reference values for the heuristic (typical conversational speech, dB re full scale at a normal
@@ -95,17 +96,9 @@ def yin_pitch(audio: np.ndarray, sample_rate: int, *, fmin: float = FMIN, fmax: 
     hop = int(HOP_S * sample_rate)
     frames = _frames(np.asarray(audio, np.float64), width + tau_max, hop)
     n_fft = 1 << int(math.ceil(math.log2(2 * (width + tau_max))))
-    spec_full = np.fft.rfft(frames, n_fft)
-    spec_head = np.fft.rfft(frames[:, :width], n_fft)
-    corr = np.fft.irfft(np.conj(spec_head) * spec_full, n_fft)[:, : tau_max + 1]  # r(tau)
-    sq = np.cumsum(np.pad(frames**2, ((0, 0), (1, 0))), axis=1)
-    taus = np.arange(tau_max + 1)
-    energy_head = sq[:, width][:, None]
-    energy_shift = sq[:, taus + width] - sq[:, taus]
-    diff = np.maximum(energy_head + energy_shift - 2 * corr, 0.0)
-    cumulative = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tau_max + 1)
-    cmnd = np.ones_like(diff)
-    cmnd[:, 1:] = diff[:, 1:] / np.maximum(cumulative, 1e-12)
+    # blocks of hops: the FFT arrays are (hops x n_fft), so memory stays flat however long the audio
+    cmnd = np.concatenate([_cmnd(frames[a:a + YIN_BLOCK], width, tau_max, n_fft)
+                           for a in range(0, len(frames), YIN_BLOCK)]) if len(frames) else np.ones((0, tau_max + 1))
     f0 = np.zeros(len(frames))
     aperiodicity = np.ones(len(frames))
     for i, row in enumerate(cmnd):
@@ -127,6 +120,22 @@ def yin_pitch(audio: np.ndarray, sample_rate: int, *, fmin: float = FMIN, fmax: 
         f0[i] = sample_rate / (tau + shift)
         aperiodicity[i] = row[tau]
     return f0, aperiodicity
+
+
+def _cmnd(frames: np.ndarray, width: int, tau_max: int, n_fft: int) -> np.ndarray:
+    """YIN's cumulative mean normalised difference of each frame, for lags 0..tau_max."""
+    spec_full = np.fft.rfft(frames, n_fft)
+    spec_head = np.fft.rfft(frames[:, :width], n_fft)
+    corr = np.fft.irfft(np.conj(spec_head) * spec_full, n_fft)[:, : tau_max + 1]  # r(tau)
+    sq = np.cumsum(np.pad(frames**2, ((0, 0), (1, 0))), axis=1)
+    taus = np.arange(tau_max + 1)
+    energy_head = sq[:, width][:, None]
+    energy_shift = sq[:, taus + width] - sq[:, taus]
+    diff = np.maximum(energy_head + energy_shift - 2 * corr, 0.0)
+    cumulative = np.cumsum(diff[:, 1:], axis=1) / np.arange(1, tau_max + 1)
+    cmnd = np.ones_like(diff)
+    cmnd[:, 1:] = diff[:, 1:] / np.maximum(cumulative, 1e-12)
+    return cmnd
 
 
 def frame_energy_db(audio: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -169,6 +169,14 @@ class TaskBook:
                  gbnf_literal(question.answer_suffix) if question.answer_suffix else ""]
         return "root ::= " + " ".join(p for p in parts if p) + "\n"
 
+    def candidates(self, question: Question) -> list[str] | None:
+        """Every valid answer of a closed-set question, spelled as trained (prefix, label, suffix);
+        None for open questions. What likelihood scoring chooses from (the grammar's language)."""
+        if question.request.task not in CLOSED_SET or not question.labels:
+            return None
+        labels = [parsers.capitalise(l) if question.capitalise else l for l in question.labels]
+        return [f"{question.answer_prefix}{label}{question.answer_suffix}" for label in labels]
+
     def parse(self, question: Question, raw: str, *, timings: Mapping[str, float] | None = None) -> TaskResult:
         """Post-process the model's reply and read the task's answer out of it."""
         text = parsers.postprocess_reply(raw)

@@ -237,3 +237,53 @@ def test_info_describes_the_bundle(analyzer):
     assert info["kind"] == "nano-emox" and "mintrec2" in info["tasks"]["intent"]
     assert info["device"]["name"] == "cpu" and info["versions"]["emox_edge"]
     json.dumps(info)
+
+
+def test_halves_answer_as_the_whole(analyzer, tiny_bundle, media_dir):
+    """perceive_clip on a perception-only analyzer + answer_clips on a language-only one = analyze_clip."""
+    clip = _clip(media_dir / "clip.mp4")
+    tasks = analyzer.check_tasks(["emotion", "intent", "reason"])
+    whole = analyzer.analyze_clip(clip, tasks)
+    base = dict(deterministic=True, max_new_tokens=24, n_ctx=1024, n_threads=1)
+    with Analyzer.from_bundle(tiny_bundle, AnalyzerOptions(stages="perception", **base)) as seeing, \
+            Analyzer.from_bundle(tiny_bundle, AnalyzerOptions(stages="language", **base)) as speaking:
+        assert seeing._core is None and speaking._faces is None and speaking.bundle_kind._encoders is None
+        perceived = seeing.perceive_clip(clip)
+        (halves,) = speaking.answer_clips([perceived], tasks)
+        with pytest.raises(BadInputError, match="perception stages only"):
+            seeing.answer_clips([perceived], tasks)
+        with pytest.raises(BadInputError, match="answers only"):
+            speaking.perceive_clip(clip)
+    assert {k: t.label for k, t in halves.tasks.items()} == {k: t.label for k, t in whole.tasks.items()}
+    assert halves.tasks["reason"].text == whole.tasks["reason"].text
+
+
+def test_clips_answered_together_equal_clips_answered_alone(analyzer, media_dir):
+    clips = [_clip(media_dir / "clip.mp4", subtitle=s) for s in ("We won the final!", "I lost my keys again.")]
+    tasks = analyzer.check_tasks(["sentiment", "intent", "reason"])
+    perceived = [analyzer.perceive_clip(c) for c in clips]
+    together = analyzer.answer_clips(perceived, tasks)
+    alone = [analyzer.answer_clips([p], tasks)[0] for p in perceived]
+    for a, b in zip(together, alone):
+        assert {k: t.label for k, t in a.tasks.items()} == {k: t.label for k, t in b.tasks.items()}
+        assert a.tasks["reason"].text == b.tasks["reason"].text
+    assert together[0].transcript["text"] == "We won the final!"
+
+
+def test_label_decoding_likelihood_and_grammar_both_give_valid_labels(tiny_bundle, media_dir):
+    clip = _clip(media_dir / "clip.mp4")
+    labels = {}
+    for mode in ("likelihood", "grammar"):
+        options = AnalyzerOptions(deterministic=True, max_new_tokens=24, n_ctx=1024, n_threads=1, label_decoding=mode)
+        with Analyzer.from_bundle(tiny_bundle, options) as a:
+            result = a.analyze(clip, ["sentiment", "emotion", "intent"])
+        for name, task in result.tasks.items():
+            assert task.valid and task.label is not None, (mode, name, task.text)
+        labels[mode] = {k: t.label for k, t in result.tasks.items()}
+        if mode == "likelihood":
+            assert 0.0 < result.tasks["emotion"].timings["label_probability"] <= 1.0
+    assert set(labels["likelihood"]) == set(labels["grammar"])
+    with pytest.raises(BadInputError, match="label_decoding"):
+        AnalyzerOptions(label_decoding="vote")
+    with pytest.raises(BadInputError, match="stages"):
+        AnalyzerOptions(stages="half")

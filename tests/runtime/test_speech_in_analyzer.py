@@ -51,8 +51,9 @@ def _options(**speech):
 def test_the_words_spoken_reach_the_nano_emox_prompt(nano_with_speech, spoken, monkeypatch):
     with Analyzer.from_bundle(nano_with_speech, _options()) as analyzer:
         prompts = []
-        generate = analyzer.core.generate
-        monkeypatch.setattr(analyzer.core, "generate", lambda segments, **kw: prompts.append(segments) or generate(segments, **kw))
+        run_batch = analyzer.core.run_batch
+        monkeypatch.setattr(analyzer.core, "run_batch",
+                            lambda requests, **kw: prompts.extend(r.segments for r in requests) or run_batch(requests, **kw))
         result = analyzer.analyze(spoken, ["intent", "emotion"])
     assert result.error is None and result.transcript["source"] == "asr"
     heard = result.transcript["text"].lower()
