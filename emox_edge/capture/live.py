@@ -66,14 +66,18 @@ class StreamSource(Source):
             nonlocal frames
             for start, end in spans:
                 chosen = [f for f in frames if start <= f[0] < end]
+                frames = [f for f in frames if f[0] >= end]  # let the decoded frames go once stacked
                 if chosen:
                     fr = np.stack([f[1] for f in chosen]); model = np.stack([f[2] for f in chosen])
                     times = np.asarray([f[0] for f in chosen])
                 else:
                     (fr, times), model = empty_frames(), None
-                yield Clip(frames=fr, frame_times=times, audio=np.ascontiguousarray(audio_between(start, end)),
-                           start=start, end=end, source=self.name, model_frames=model)
-                frames = [f for f in frames if f[0] >= end]
+                del chosen
+                clip = Clip(frames=fr, frame_times=times, audio=np.ascontiguousarray(audio_between(start, end)),
+                            start=start, end=end, source=self.name, model_frames=model)
+                del fr, model
+                yield clip
+                del clip  # hold nothing of a clip handed out
 
         base: float | None = None  # stream time of the first decoded frame: our time 0
         latest: dict[int, float] = {}  # per stream: time up to which it has delivered
@@ -120,6 +124,20 @@ class LiveSource(Source):
 
     When the consumer is slower than real time, only the newest closed span is turned into a clip;
     the skipped ones are counted in ``stats()["skipped_clips"]`` (live analysis favours recency).
+
+    Memory: the camera keeps what the newest closed span can need (``LiveSegmenter.history_s``: two
+    4 s windows + 1 s by default, not 30 s) and lets frames before the segmenter's cursor go as soon
+    as a poll moves it; frames are downscaled to ``max_side`` in the camera thread. The source keeps
+    no reference to a clip once it is handed out (see docs/runtime.md, "Live memory").
+
+    Args:
+        camera, mic: the devices (None: not used).
+        segmentation: how clips are cut.
+        max_side: long side of the camera frames kept (None: as captured).
+        history_s: seconds of camera frames kept, exactly (None: sized from ``segmentation``, and
+            frames no future clip can use are let go early).
+        camera_factory, mic_factory: OS-edge replacements (tests, benchmarks).
+        poll_s: pause between polls while no span has closed.
     """
 
     live = True
@@ -130,6 +148,8 @@ class LiveSource(Source):
         camera: int | None,
         mic: int | str | bool | None,
         segmentation: Segmentation,
+        max_side: int | None = 640,
+        history_s: float | None = None,
         camera_factory: Callable[[int], Any] | None = None,
         mic_factory: Callable[..., Any] | None = None,
         poll_s: float = 0.05,
@@ -144,10 +164,14 @@ class LiveSource(Source):
         self.skipped = 0
         self.camera = None
         self.mic = None
+        self._segmenter = LiveSegmenter(segmentation)
+        self._release = history_s is None  # sized from the segmentation: frames before its cursor go early
+        history_s = self._segmenter.history_s() if history_s is None else history_s
         parts = []
         try:
             if camera is not None:
-                self.camera = CameraReader(camera, capture_factory=camera_factory, clock=self._clock)
+                self.camera = CameraReader(camera, capture_factory=camera_factory, clock=self._clock,
+                                           max_side=max_side, history_s=history_s)
                 parts.append(f"camera:{camera}")
             if mic is not None and mic is not False:
                 device = None if mic is True else mic
@@ -157,7 +181,6 @@ class LiveSource(Source):
             self.close()
             raise
         self.name = "+".join(parts)
-        self._segmenter = LiveSegmenter(segmentation)
         self._closed = False
 
     def _now(self) -> float:
@@ -177,31 +200,41 @@ class LiveSource(Source):
                 now = self._now()
                 audio_fn = (lambda s: self._audio(s, now, mark=False)) if self.mic is not None else None
                 spans = self._segmenter.poll(now, audio_fn)
+                clip = self._clip(spans[-1]) if spans else None
+                if self._release and self.camera is not None:  # no later span starts before the cursor
+                    self.camera.release_before(self.t0 + self._segmenter.cursor)
                 if not spans:
                     time.sleep(self.poll_s)
                     continue
                 if len(spans) > 1:
                     self.skipped += len(spans) - 1
                     log.info("analysis is slower than real time: skipped %d clip(s), analysing the newest", len(spans) - 1)
-                start, end = spans[-1]
-                if self.camera is not None:
-                    frames, times = self.camera.take(self.t0 + start, self.t0 + end)
-                    times = times - self.t0
-                else:
-                    frames, times = empty_frames()
-                audio = self._audio(start, end)
-                if frames.shape[0] == 0 and not np.any(audio):
-                    log.warning("%s delivered nothing for %.1f-%.1f s", self.name, start, end)
-                    continue
-                yield Clip(frames=frames, frame_times=times, audio=audio, start=start, end=end, source=self.name)
+                if clip is not None:
+                    yield clip
+                    del clip  # the consumer is done with it: hold nothing while the next span fills
         finally:
             self.close()
+
+    def _clip(self, span: tuple[float, float]) -> Clip | None:
+        """The clip of ``span`` from the camera's history and the microphone's ring (None: nothing)."""
+        start, end = span
+        if self.camera is not None:
+            frames, times = self.camera.take(self.t0 + start, self.t0 + end)
+            times = times - self.t0
+        else:
+            frames, times = empty_frames()
+        audio = self._audio(start, end)
+        if frames.shape[0] == 0 and not np.any(audio):
+            log.warning("%s delivered nothing for %.1f-%.1f s", self.name, start, end)
+            return None
+        return Clip(frames=frames, frame_times=times, audio=audio, start=start, end=end, source=self.name)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"skipped_clips": self.skipped}
         if self.camera is not None:
             out.update(frames_read=self.camera.frames_read, frames_dropped=self.camera.dropped,
-                       camera_reconnects=self.camera.reconnects)
+                       camera_reconnects=self.camera.reconnects, camera_history_s=round(self.camera.history_s, 2),
+                       camera_frames_held_peak=self.camera.peak_held)
         if self.mic is not None:
             out.update(audio_overflows=self.mic.overflows, audio_overwritten=self.mic.ring.overwritten,
                        mic_reconnects=self.mic.reconnects)

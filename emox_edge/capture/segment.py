@@ -181,11 +181,34 @@ class LiveSegmenter:
     """
 
     HANGOVER_S = 0.5  # silence after speech before an utterance counts as finished
+    SLACK_S = 1.0  # between a poll and the frames being taken (a loaded machine)
 
     def __init__(self, segmentation: Segmentation, *, sample_rate: int = 16000) -> None:
         self.segmentation = segmentation
         self.sample_rate = sample_rate
         self._cursor = 0.0  # everything before this is segmented
+
+    @property
+    def cursor(self) -> float:
+        """Everything before this time is segmented: no span returned later starts before it."""
+        return self._cursor
+
+    def history_s(self) -> float:
+        """Seconds of capture a live source must keep so that the newest span closed at a poll is
+        still whole, however late the poll comes (the consumer was busy analysing).
+
+        Fixed windows (``window_s``; "whole": ``max_clip_s``): the newest closed window ended less
+        than one window before the poll, so it started less than two windows before it. Voice
+        activity: an utterance of up to ``max_clip_s`` (+ padding) is returned once its hangover has
+        passed, at the first poll after that; frames since ``cursor`` cover it whenever the polls
+        come, and this bound (two utterances) only caps a consumer slower than ``max_clip_s``.
+        """
+        seg = self.segmentation
+        window = seg.max_clip_s if seg.mode == "whole" else seg.window_s  # "vad" without audio: fixed windows
+        need = 2 * window
+        if seg.mode == "vad":
+            need = max(need, 2 * (seg.max_clip_s + 2 * seg.pad_s + self.HANGOVER_S))
+        return need + self.SLACK_S
 
     def poll(self, now: float, audio_since: Callable[[float], np.ndarray] | None) -> list[tuple[float, float]]:
         seg = self.segmentation

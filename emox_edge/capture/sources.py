@@ -238,8 +238,9 @@ def resolve_source(
         mic: also capture this microphone (True: the default input device).
         segmentation: how to cut clips (default fixed 4 s windows).
         fps, sample_rate: for in-memory frames / audio.
-        max_side: long side of the frames kept for display and faces (the model gets its own
-            224x224 frames from the decoder).
+        max_side: long side of the frames kept for display and faces (None: as decoded or
+            captured). Files and streams give the model its own 224x224 frames from the decoder;
+            camera frames are downscaled in the camera thread and the model's are resized from them.
         camera_factory, mic_factory: OS-edge replacements (tests).
 
     Raises:
@@ -263,7 +264,7 @@ def resolve_source(
             raise InputTypeError(f"no source given; accepted: {ACCEPTED}")
         return LiveSource(camera=None, mic=mic, segmentation=segmentation, mic_factory=mic_factory)
     if isinstance(source, (int, np.integer)) or (isinstance(source, str) and _is_camera_string(source)):
-        return LiveSource(camera=int(source), mic=mic, segmentation=segmentation,
+        return LiveSource(camera=int(source), mic=mic, segmentation=segmentation, max_side=max_side,
                           camera_factory=camera_factory, mic_factory=mic_factory)
     if isinstance(source, (Clip, np.ndarray)) or (
         isinstance(source, (list, tuple)) and source and all(isinstance(x, (Clip, np.ndarray, tuple)) for x in source)
