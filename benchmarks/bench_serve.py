@@ -8,7 +8,9 @@ bounded per-session queues, the analysis worker(s).
 
 Reported per number of clients: clips analysed per second (all clients), the offered rate (clips the
 clients' media makes per second), p50/p95 latency from a clip's end (the moment its last media was
-sent) to its result arriving, and the media the server dropped because analysis could not keep up.
+sent) to its result arriving, the media the server dropped because analysis could not keep up, how
+many clips the language core answered together (the server's rounds: clips per round), and the
+machine's load average over the run (the benchmark shares the CPU with whatever else runs).
 
     python -m benchmarks.bench_serve                              # the default lite bundle
     python -m benchmarks.bench_serve --bundle DIR --clients 1 2 4 --seconds 20 --json out.json
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 import time
 from typing import Any, Sequence
@@ -111,6 +114,19 @@ def measure(url: str, clients: int, *, tasks: list[str], window_s: float, media,
     }
 
 
+def _rounds(url: str) -> dict[str, int]:
+    from emox_edge.client import Client
+
+    return Client(url).info()["server"]["batching"]["sizes"]
+
+
+def _batch_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    sizes = {k: after[k] - before.get(k, 0) for k in after if after[k] - before.get(k, 0)}
+    rounds = sum(sizes.values())
+    clips = sum(int(k) * v for k, v in sizes.items())
+    return {"batch_sizes": sizes, "clips_per_round": round(clips / rounds, 2) if rounds else None}
+
+
 def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
     """Open the bundle, start the server on a free loopback port, measure each client count."""
     from emox_edge.analyzer import Analyzer
@@ -125,12 +141,17 @@ def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
     window_s, speed = float(args.get("window_s", 2.0)), float(args.get("speed", 1.0))
     runs = []
     try:
-        serve_options = ServeOptions(port=0, max_streams=max(counts), faces_fps=float(args.get("faces_fps", 4.0)))
+        serve_options = ServeOptions(port=0, max_streams=max(counts), faces_fps=float(args.get("faces_fps", 4.0)),
+                                     batch_clips=int(args.get("batch_clips", 8)))
         with Server(create_app(analyzers, serve_options), serve_options) as server:
             measure(server.url, 1, tasks=tasks, window_s=window_s, media=make_media(2.0), speed=4.0)  # warm-up
             for clients in counts:
                 logging.getLogger("benchmarks").info("serve: %d client(s)", clients)
-                runs.append(measure(server.url, clients, tasks=tasks, window_s=window_s, media=media, speed=speed))
+                before, load0 = _rounds(server.url), os.getloadavg()[0]
+                run = measure(server.url, clients, tasks=tasks, window_s=window_s, media=media, speed=speed)
+                run.update(_batch_delta(before, _rounds(server.url)),
+                           load_avg=[round(load0, 2), round(os.getloadavg()[0], 2)])
+                runs.append(run)
         info = analyzers[0].info()
     finally:
         for analyzer in analyzers:
@@ -142,7 +163,8 @@ def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
         if base and base["latency_p50_s"] and r["latency_p95_s"] is not None:
             r["p95_over_single_p50"] = round(r["latency_p95_s"] / base["latency_p50_s"], 2)
     return {"bundle": info["name"], "device": info["device"]["name"], "n_threads": info["n_threads"],
-            "workers": len(analyzers), "tasks": tasks, "window_s": window_s, "speed": speed, "runs": runs}
+            "workers": len(analyzers), "batch_clips": serve_options.batch_clips, "faces_fps": serve_options.faces_fps,
+            "tasks": tasks, "window_s": window_s, "speed": speed, "runs": runs}
 
 
 def run(ctx) -> dict[str, Any]:
@@ -158,16 +180,20 @@ def render(section: dict[str, Any]) -> str:
     result = section.get("result", section)
     rows = [[r["clients"], r["clips"], r["clips_per_s"], r["offered_clips_per_s"], r.get("throughput_x"),
              r["latency_p50_s"], r["latency_p95_s"], r.get("p95_over_single_p50"), r["clips_dropped"],
-             r["frames_dropped"], r["audio_dropped_s"]] for r in result["runs"]]
+             r["frames_dropped"], r["audio_dropped_s"], r.get("clips_per_round"),
+             "-".join(f"{x:g}" for x in r.get("load_avg", ()))] for r in result["runs"]]
     from benchmarks._report import table
 
     text = table(["clients", "clips", "clips/s", "offered clips/s", "x one client", "p50 latency s", "p95 latency s",
-                  "p95 / one-client p50", "clips dropped", "frames dropped", "audio dropped s"], rows)
+                  "p95 / one-client p50", "clips dropped", "frames dropped", "audio dropped s", "clips per round",
+                  "load avg"], rows)
     return text + (f"\n\n{result['bundle']} on {result['device']}, {result['n_threads']} threads, {result['workers']} "
-                   f"worker(s); tasks {', '.join(result['tasks'])}; {result['window_s']:g} s clips; media sent at "
-                   f"{result['speed']:g}x real time. Latency: from the moment a clip's last media was sent to its "
-                   "result arriving. Sessions are analysed one clip at a time, in turn (no batching across "
-                   "sessions inside llama.cpp).")
+                   f"worker(s), up to {result.get('batch_clips', 1)} clips answered together, faces messages at "
+                   f"{result.get('faces_fps', 0):g} per s; tasks {', '.join(result['tasks'])}; {result['window_s']:g} s "
+                   f"clips; media sent at {result['speed']:g}x real time. Latency: from the moment a clip's last media "
+                   "was sent to its result arriving. Clips per round: clips of all sessions whose tasks the language "
+                   "core answered in one batch (a clip whose tasks need no language core is answered alone). Load "
+                   "avg: the 1-minute load average before and after the run.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,12 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--faces-fps", type=float, default=4.0)
+    parser.add_argument("--batch-clips", type=int, default=8, help="most clips answered together (1: batching off)")
     parser.add_argument("--json", default=None, help="also write the result here")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = unit_serve({"bundle": ns.bundle, "clients": ns.clients, "seconds": ns.seconds, "window_s": ns.window,
                          "speed": ns.speed, "tasks": ns.tasks.split(","), "workers": ns.workers,
-                         "threads": ns.threads, "faces_fps": ns.faces_fps})
+                         "threads": ns.threads, "faces_fps": ns.faces_fps, "batch_clips": ns.batch_clips})
     return print_result(result, render, ns.json)
 
 

@@ -31,7 +31,7 @@ from emox_edge.serve.options import ServeOptions
 from emox_edge.serve.security import Guard
 from emox_edge.serve.session import StreamSession
 from emox_edge.serve.upload import UploadError, receive_upload
-from emox_edge.serve.worker import Job, WorkerPool
+from emox_edge.serve.worker import BatchOptions, Job, WorkerPool
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -42,10 +42,12 @@ def create_app(analyzers: list[Any], options: ServeOptions):
     """A FastAPI app serving ``analyzers`` (one worker thread each; they stay open, their owner closes them)."""
     if not analyzers:
         raise ValueError("create_app needs at least one analyzer")
-    pool = WorkerPool(list(analyzers), queue_clips=options.queue_clips)
+    sessions: set[StreamSession] = set()
+    pool = WorkerPool(list(analyzers), queue_clips=options.queue_clips,
+                      batch=BatchOptions(max_clips=options.batch_clips, delay_ms=options.batch_delay_ms),
+                      sessions=lambda: sum(not s.ending or s.outstanding > 0 for s in list(sessions)))
     guard = Guard(options)
     info = dict(analyzers[0].info())
-    sessions: set[StreamSession] = set()
     uploads = {"active": 0}
 
     @contextlib.asynccontextmanager
@@ -104,7 +106,9 @@ def create_app(analyzers: list[Any], options: ServeOptions):
             return denied
         server = {"protocol": PROTOCOL_VERSION, "workers": len(analyzers), "streams": len(sessions),
                   **{k: getattr(options, k) for k in ("max_streams", "max_upload_mb", "max_message_kb", "queue_clips",
-                                                       "faces_fps", "clip_frames", "max_window_s")}}
+                                                       "faces_fps", "clip_frames", "max_window_s", "batch_clips",
+                                                       "batch_delay_ms")},
+                  "batching": pool.batch_stats()}
         return {**info, "server": server}
 
     @app.post("/v1/analyze")

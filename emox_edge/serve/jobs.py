@@ -1,8 +1,11 @@
-"""What a worker runs for a session: decode a window's frames into a ``Clip`` and analyse it; detect
-faces on one frame. Both run on a worker thread, with that worker's analyzer."""
+"""What a worker runs for a session: decode a window's frames into a ``Clip`` and analyse it, whole
+(``analyse_window``) or in two halves so that clips of several sessions are answered together
+(``perceive_window``, then ``answer_windows`` for a round of them); detect faces on one frame. All
+run on a worker thread, with that worker's analyzer."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,16 +14,32 @@ import numpy as np
 
 from emox_edge.serve.protocol import SessionConfig
 from emox_edge.serve.windows import Window
+from emox_edge.serve.worker import Perceived
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ClipOutcome:
-    """A clip's result (as a dict) and the frames that would not decode."""
+    """A clip's result (as a dict), the frames that would not decode, and how many clips (of all
+    sessions) the language core answered together with it."""
 
     result: dict[str, Any]
     bad_frames: list[float]
     frames: int
     analysis_ms: float
+    batch: int = 1
+
+
+@dataclass
+class PerceivedWindow:
+    """A window after perception, waiting to be answered in a round (``answer_windows``)."""
+
+    perceived: Any  # emox_edge.analyzer.PerceivedClip
+    requests: list
+    bad_frames: list[float]
+    frames: int
+    perceive_ms: float
 
 
 def pick(n: int, k: int) -> list[int]:
@@ -82,6 +101,40 @@ def analyse_window(analyzer: Any, window: Window, config: SessionConfig, *, sour
     t0 = time.perf_counter()
     result = analyzer.analyze(clip, list(config.tasks), history=config.history, tracker=tracker)
     return ClipOutcome(result.to_dict(), bad, int(clip.frames.shape[0]), (time.perf_counter() - t0) * 1000.0)
+
+
+def perceive_window(analyzer: Any, window: Window, config: SessionConfig, *, source: str, max_frames: int,
+                    tracker: Any = None, wait: bool = True) -> Perceived | ClipOutcome | None:
+    """The first half of ``analyse_window``: a ``Perceived`` for ``answer_windows``, or the final
+    outcome when nothing is left to answer (as ``analyse_window``). ``wait=False``: answer it at once
+    rather than in a round (``Perceived.wait``)."""
+    clip, bad = build_clip(window, config, source=source, max_frames=max_frames)
+    if clip.frames.shape[0] == 0 and not clip.audio.any():
+        return ClipOutcome({}, bad, 0, 0.0) if bad else None
+    requests = analyzer.check_tasks(list(config.tasks))
+    t0 = time.perf_counter()
+    perceived = analyzer.perceive_clip(clip, history=config.history, tracker=tracker)
+    item = PerceivedWindow(perceived, requests, bad, int(clip.frames.shape[0]), (time.perf_counter() - t0) * 1000.0)
+    return Perceived(item, answer_windows, wait=wait)
+
+
+def answer_windows(analyzer: Any, items: list[PerceivedWindow]) -> list[ClipOutcome | BaseException]:
+    """Answer the tasks of every item in one ``Analyzer.answer_clips`` call; an outcome (or the
+    exception) per item. When the batched call raises, each item is answered alone, so the clip at
+    fault fails by itself. ``ClipOutcome.result["timings"]`` has ``answer_ms`` when the language core
+    was used."""
+    t0 = time.perf_counter()
+    try:
+        results = analyzer.answer_clips([w.perceived for w in items], [w.requests for w in items])
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        log.warning("answering %d clips together failed (%s: %s); answering them one by one", len(items),
+                    type(exc).__name__, exc)
+        return [answer_windows(analyzer, [w])[0] for w in items]
+    ms = (time.perf_counter() - t0) * 1000.0
+    return [ClipOutcome(r.to_dict(), w.bad_frames, w.frames, w.perceive_ms + ms, batch=len(items))
+            for w, r in zip(items, results)]
 
 
 def detect_faces(analyzer: Any, data: bytes, *, t: float, tracker: Any) -> dict[str, Any] | None:

@@ -50,6 +50,12 @@ class ServeOptions:
             waiting one is dropped and counted.
         workers: analyzers, each with its own copy of the models and its own thread, that share the
             queued work.
+        batch_clips: the most clips, one per session, whose tasks the language core answers together
+            in one batch (one llama.cpp sequence per question); 1 answers every clip on its own.
+        batch_delay_ms: how long a batch waits for other sessions' clips once it holds one (0: it
+            takes the clips already waiting, which is all that streams with the same clip length
+            need); it stops waiting once it holds a clip of every session. As Triton's
+            max_queue_delay: latency traded for larger batches.
         faces_fps: per session, the most frames a second given face detection for the faces messages
             (on the client's timestamps; 0 turns faces messages off).
         clip_frames: the most frames of a clip that are decoded and analysed, spread evenly over it.
@@ -64,6 +70,8 @@ class ServeOptions:
     max_message_kb: float = field(default=1024.0, metadata={"metavar": "KB"})
     queue_clips: int = field(default=2, metadata={"metavar": "N"})
     workers: int = field(default=1, metadata={"metavar": "N"})
+    batch_clips: int = field(default=8, metadata={"metavar": "N"})
+    batch_delay_ms: float = field(default=0.0, metadata={"metavar": "MS"})
     faces_fps: float = field(default=4.0, metadata={"metavar": "FPS"})
     clip_frames: int = field(default=16, metadata={"metavar": "N"})
     max_window_s: float = field(default=30.0, metadata={"metavar": "S"})
@@ -75,7 +83,8 @@ class ServeOptions:
         _check(self.token is None or (isinstance(self.token, str) and len(self.token) >= 8 and self.token.isprintable()
                                       and " " not in self.token),
                "token", "***", "at least 8 printable characters without spaces")
-        for name, minimum in (("max_streams", 1), ("queue_clips", 1), ("workers", 1), ("clip_frames", 1)):
+        for name, minimum in (("max_streams", 1), ("queue_clips", 1), ("workers", 1), ("clip_frames", 1),
+                              ("batch_clips", 1)):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and value >= minimum, name, value,
                    f"an integer >= {minimum}")
@@ -83,6 +92,8 @@ class ServeOptions:
             value = getattr(self, name)
             _check(_number(value) and value > 0, name, value, "a number > 0")
         _check(_number(self.faces_fps) and 0 <= self.faces_fps <= 60, "faces_fps", self.faces_fps, "0-60")
+        _check(_number(self.batch_delay_ms) and 0 <= self.batch_delay_ms <= 10000, "batch_delay_ms",
+               self.batch_delay_ms, "0-10000")
         if self.token is None and not is_loopback(self.host):
             raise BadInputError(f"refusing to listen on {self.host} without a token: anyone who can reach it could "
                                 f"use the camera stream and the models. Give --token (or set {TOKEN_ENV}), or bind "

@@ -47,8 +47,10 @@ class StreamSession:
         self.closed = False
         self.outstanding = 0
         self.counts = dict(clips_queued=0, clips_analysed=0, clips_dropped=0, clips_failed=0, frames_bad=0,
-                           frames_in_dropped_clips=0, audio_in_dropped_clips_s=0.0, faces_sent=0, faces_skipped=0)
+                           frames_in_dropped_clips=0, audio_in_dropped_clips_s=0.0, faces_sent=0, faces_skipped=0,
+                           clips_batched=0)
         self._last_faces_t: float | None = None
+        self._uses_core: bool | None = None  # whether the last clip's tasks needed the language core
 
     # ------------------------------------------------------------------ input
     def on_text(self, text: str) -> None:
@@ -64,6 +66,8 @@ class StreamSession:
                 if self.windower is not None:
                     self._submit_all(self.windower.flush())
                 self.windower = Windower(config.window_s, vad=config.vad)
+            if self.config is None or config.tasks != self.config.tasks:
+                self._uses_core = None
             self.config = config
             self.push({"type": "session.updated", "session": self.id, "tasks": list(config.tasks),
                        "window_s": config.window_s, "vad": config.vad, "faces_fps": self.options.faces_fps,
@@ -102,9 +106,17 @@ class StreamSession:
             return jobs.analyse_window(analyzer, window, config, source=source, max_frames=max_frames,
                                        tracker=tracker)
 
+        # the first half of run, answered in a round with other sessions' clips; a clip whose tasks
+        # needed no language core last time is answered at once (a round would only delay it)
+        wait = self._uses_core is not False
+
+        def perceive(analyzer):
+            return jobs.perceive_window(analyzer, window, config, source=source, max_frames=max_frames,
+                                        tracker=tracker, wait=wait)
+
         job = Job(self.id, run, lambda value, error: self._from_worker(self._clip_done, job, value, error),
                   meta={"frames": len(window.frames), "audio_s": window.audio.size / 16000.0,
-                        "start": window.start, "end": window.end})
+                        "start": window.start, "end": window.end}, perceive=perceive)
         self.outstanding += 1
         self.counts["clips_queued"] += 1
         dropped = self.pool.scheduler.put(job)
@@ -153,9 +165,13 @@ class StreamSession:
             self.push({"type": "error", "message": message})
         elif outcome is not None and outcome.result:
             self.counts["clips_analysed"] += 1
+            self.counts["clips_batched"] += outcome.batch > 1
+            if not outcome.result.get("error"):
+                self._uses_core = "answer_ms" in (outcome.result.get("timings") or {})
             queue_ms = ((job.started_at or job.queued_at) - job.queued_at) * 1000.0
             self.push({"type": "result", "result": outcome.result, "frames": outcome.frames,
-                       "queue_ms": round(queue_ms, 1), "analysis_ms": round(outcome.analysis_ms, 1)})
+                       "queue_ms": round(queue_ms, 1), "analysis_ms": round(outcome.analysis_ms, 1),
+                       "batch": outcome.batch})
         self._check_finished()
 
     def _faces_done(self, job: Job, message: dict[str, Any] | None, error: BaseException | None) -> None:
@@ -193,7 +209,8 @@ class StreamSession:
                 "clips_queued": n["clips_queued"], "clips_analysed": n["clips_analysed"],
                 "clips_dropped": n["clips_dropped"], "clips_failed": n["clips_failed"],
                 "clips_silent": c.clips_silent if c else 0, "clips_waiting": self.pool.scheduler.waiting(self.id),
-                "faces_sent": n["faces_sent"], "faces_skipped": n["faces_skipped"]}
+                "faces_sent": n["faces_sent"], "faces_skipped": n["faces_skipped"],
+                "clips_batched": n["clips_batched"], "batching": self.pool.batch_stats()}
 
     def close(self) -> None:
         """The connection is gone: drop the waiting work (a running clip finishes and is discarded)."""
