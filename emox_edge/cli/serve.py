@@ -3,8 +3,8 @@
     emox-edge serve                                   # http://127.0.0.1:8765/ on this machine only
     emox-edge serve --bundle bundle/ --host 0.0.0.0 --token "$(openssl rand -hex 16)"
     EMOX_EDGE_TOKEN=secret emox-edge serve --host 0.0.0.0 --max-streams 2
-    emox-edge serve --ray --replicas analysis=2       # the analysis on Ray Serve replicas (docs/scale-out.md)
-    emox-edge serve --ray --address auto --replicas analysis=8 --autoscale   # on a node of a Ray cluster
+    emox-edge serve --ray --replicas perception=2,language=1   # on Ray Serve replicas (docs/scale-out.md)
+    emox-edge serve --ray --address auto --replicas perception=8,language=2 --autoscale   # on a Ray cluster
 
 Listening on anything but loopback needs a token (--token or the EMOX_EDGE_TOKEN environment variable).
 """

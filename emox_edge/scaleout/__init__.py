@@ -1,8 +1,8 @@
 """Scale-out on Ray Serve: the same HTTP and WebSocket API as ``emox-edge serve``, with the analysis
-spread over replicas on many machines (docs/scale-out.md).
+spread over perception and language-core replicas on many machines (docs/scale-out.md).
 
-    emox-edge serve --ray                                         # a local Ray instance
-    emox-edge serve --ray --address auto --replicas analysis=4    # on a node of a running cluster
+    emox-edge serve --ray                                                     # a local Ray instance
+    emox-edge serve --ray --address auto --replicas perception=4,language=1  # on a node of a cluster
 
 Needs the ``ray`` extra (``pip install 'emox-edge[ray]'``). Importing this package imports no Ray:
 ``RayAnalysis`` and ``RemoteAnalyzer`` do, when used.
@@ -10,10 +10,11 @@ Needs the ``ray`` extra (``pip install 'emox-edge[ray]'``). Importing this packa
 
 from __future__ import annotations
 
-from emox_edge.scaleout.options import ReplicaLostError, ScaleoutError, ScaleoutOptions, parse_replicas, require_ray
+from emox_edge.scaleout.options import (ReplicaLostError, ScaleoutError, ScaleoutOptions, parse_replicas, parse_roles,
+                                       require_ray)
 
 __all__ = ["RayAnalysis", "RemoteAnalyzer", "ReplicaLostError", "ScaleoutError", "ScaleoutOptions", "parse_replicas",
-           "require_ray", "serve_on_ray"]
+           "parse_roles", "require_ray", "serve_on_ray"]
 
 
 def __getattr__(name: str):

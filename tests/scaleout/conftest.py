@@ -44,11 +44,13 @@ def ray_instance():
 
 @pytest.fixture(scope="session")
 def tiny_analysis(ray_instance, tiny_bundle):
-    """One analysis replica on the tiny Nano-EmoX bundle (deterministic, 1 thread)."""
+    """A perception and a language replica on the tiny Nano-EmoX bundle (deterministic, 1 thread each;
+    half a CPU each, so that the lite bundle's pair fits beside them on the 2 CPUs)."""
     from emox_edge.scaleout import RayAnalysis, ScaleoutOptions
 
     analysis = RayAnalysis.start(tiny_bundle, tiny_options(),
-                                 ScaleoutOptions(app_name="emox-test-tiny", request_timeout_s=120.0))
+                                 ScaleoutOptions(app_name="emox-test-tiny", request_timeout_s=120.0,
+                                                 cpus_per_replica="0.5", batch_wait_ms=50.0))
     yield analysis
     analysis.close()
 

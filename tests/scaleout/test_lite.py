@@ -25,7 +25,8 @@ def lite_analysis(ray_instance, lite_bundle_dir):
     from emox_edge.scaleout import RayAnalysis, ScaleoutOptions
 
     analysis = RayAnalysis.start(lite_bundle_dir, _lite_options(),
-                                 ScaleoutOptions(app_name="emox-test-lite", request_timeout_s=300.0))
+                                 ScaleoutOptions(app_name="emox-test-lite", request_timeout_s=300.0,
+                                                 cpus_per_replica="0.5"))
     yield analysis
     analysis.close()
 

@@ -1,10 +1,14 @@
-"""The server with its analysis on real Ray Serve replicas (a local Ray instance, 2 CPUs): the same
-HTTP and WebSocket API as the single-process server, the same answers, and a lost replica that costs
-one clip, not the session.
+"""The server with its analysis on real Ray Serve replicas (a local Ray instance, 2 CPUs; a perception
+and a language replica): the same HTTP and WebSocket API as the single-process server, the same
+answers (clips of several streams answered in one language batch included), and a lost replica that
+costs one clip, not the session.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -23,7 +27,7 @@ def test_ray_serve_answers_as_the_single_process_server(tiny_analysis, tiny_loca
 
     info = Client(ray_server.url).info()
     assert info["kind"] == Client(local_server.url).info()["kind"] == "nano-emox"
-    assert info["scaleout"]["backend"] == "ray" and info["scaleout"]["replicas"] == 1
+    assert info["scaleout"]["backend"] == "ray" and info["scaleout"]["replicas"] == {"perception": 1, "language": 1}
     assert httpx.get(ray_server.url + "/").status_code == 200, "the same web page"
 
     remote, spans, session = stream_answers(ray_server.url, stream_media)
@@ -78,11 +82,34 @@ def test_the_remote_analyzer_takes_clips_and_refuses_directories(tiny_analysis, 
     frames, times, audio = stream_media
     clip = Clip(frames[:10], times[:10], audio[:16000], start=0.0, end=1.0, source="test")
     remote = tiny_analysis.analyzers()[0]
-    assert answers(remote.analyze(clip, ["emotion"]).to_dict()) == answers(tiny_local.analyze(clip, ["emotion"]).to_dict())
+    local = tiny_local.analyze(clip, ["emotion"])
+    assert answers(remote.analyze(clip, ["emotion"]).to_dict()) == answers(local.to_dict())
     with pytest.raises(BadInputError, match="directory"):
         remote.analyze(tmp_path, ["emotion"])
     with pytest.raises(BadInputError, match="klingon"):
         remote.check_tasks(["emotion:klingon"])
+
+
+def test_clips_of_several_streams_share_a_language_batch_and_answer_as_alone(tiny_analysis, tiny_local,
+                                                                            stream_media):
+    """Three clips perceived on the perception replica, sent to the language replica at once: one batch
+    of three (``@serve.batch``), each answer the single-process analyzer's for that clip alone."""
+    from emox_edge.media import Clip
+
+    frames, times, audio = stream_media
+    tasks = ["emotion", "sentiment", "intent"]
+    clips = [Clip(frames[k:k + 10], times[k:k + 10], audio[1600 * k:1600 * k + 16000], start=k / 10, end=k / 10 + 1,
+                  source=f"stream-{k}", subtitle=text)
+             for k, text in ((0, ""), (10, "I lost my keys again."), (20, "What a lovely surprise!"))]
+    perception, language = tiny_analysis.handles["perception"], tiny_analysis.handles["language"]
+    perceived = [perception.perceive.remote(clip, (), "", None).result(timeout_s=120)[0][0] for clip in clips]
+    before = len(tiny_analysis.batch_sizes())
+    pending = [language.answer.remote(p, tasks) for p in perceived]
+    results = [r.result(timeout_s=120)[0] for r in pending]
+    assert 3 in tiny_analysis.batch_sizes()[before:], "the three clips were answered in one batch"
+    alone = [tiny_local.analyze(clip, tasks) for clip in clips]
+    assert [answers(r.to_dict()) for r in results] == [answers(r.to_dict()) for r in alone]
+    assert [r.source for r in results] == ["stream-0", "stream-10", "stream-20"]
 
 
 def _clip_ms(url: str, media, tasks) -> float:
@@ -105,14 +132,15 @@ def test_a_killed_replica_costs_its_clip_and_is_replaced(tiny_analysis, start_se
     half_clip_s = _clip_ms(server.url, stream_media, tasks) / 2000.0
     killed: list[str] = []
 
-    def kill_mid_clip() -> None:  # half-way through a clip on the replica, kill the replica's process
-        deadline = time.monotonic() + 60
+    def kill_mid_clip() -> None:  # half-way through a clip, kill both replicas' processes: whichever holds
+        deadline = time.monotonic() + 60  # the clip then (perception or language) loses it
         while time.monotonic() < deadline and not killed:
             if pool.scheduler._busy:
                 time.sleep(half_clip_s)  # earlier, Ray Serve would resend the request to the new replica
-                name = tiny_analysis.replica_names()[0]
-                ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
-                killed.append(name)
+                names = [tiny_analysis.replica_names(role)[0] for role in ("perception", "language")]
+                for name in names:
+                    ray.kill(ray.get_actor(name, namespace="serve"), no_restart=True)
+                killed.extend(names)
             time.sleep(0.002)
 
     with Client(server.url).stream(tasks, window_s=0.5) as session:
@@ -129,7 +157,8 @@ def test_a_killed_replica_costs_its_clip_and_is_replaced(tiny_analysis, start_se
     assert lost and lost[0].startswith("clip 0.00-0.50 s: "), (session.errors, stats)
     assert stats["clips_failed"] == len(lost) == 1
     assert stats["clips_analysed"] == len(results) == stats["clips_queued"] - stats["clips_dropped"] - 1
-    assert tiny_analysis.replica_names() not in ([], killed), "Ray Serve replaced the replica"
+    for role in ("perception", "language"):
+        assert tiny_analysis.replica_names(role) not in ([], killed), f"Ray Serve replaced the {role} replica"
     again, _, second = stream_answers(server.url, (frames[:10], times[:10], audio[:16000]))
     assert len(again) == 1 and second.errors == []
 
@@ -139,8 +168,43 @@ def test_the_scaleout_benchmark_runs(ray_instance, tiny_bundle):
     from benchmarks import bench_scaleout
 
     result = bench_scaleout.unit_scaleout({"bundle": str(tiny_bundle), "clients": 2, "seconds": 2.0, "window_s": 1.0,
-                                           "workers": [1], "replicas": [1], "faces_fps": 2.0})
+                                           "workers": [1], "replicas": ["perception=1,language=1"],
+                                           "cpus_per_replica": "0.5", "faces_fps": 2.0})
     local, remote = result["runs"]
     assert (local["backend"], remote["backend"]) == ("single process", "Ray Serve")
     assert local["clips"] >= 1 and remote["clips"] >= 1 and remote["latency_p95_s"] is not None
     assert "clips/s" in bench_scaleout.render({"result": result})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_serve_ray_stops_on_ctrl_c_and_sigterm_as_the_single_process_server(tiny_bundle, sig, code, said):
+    """``emox-edge serve --ray`` in its own process (its own local Ray instance): Ctrl-C exits 130 and
+    SIGTERM 143, as the single-process server's process, after deleting both applications."""
+    app = f"emox-test-signal-{code}"
+    proc = subprocess.Popen([sys.executable, "-m", "emox_edge.cli.main", "serve", "--ray", "--bundle", str(tiny_bundle),
+                             "--port", "0", "--n-threads", "1", "--num-cpus", "2", "--cpus-per-replica", "0.5",
+                             "--app-name", app], stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "emox-edge serve: http" in line:
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(240), "".join(lines)
+        proc.send_signal(sig)
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(10)
+    err = "".join(lines)
+    assert proc.returncode == code, err
+    assert f"emox-edge: {said}" in err and "Traceback" not in err
+    assert f"Deleting app ['{app}-perception']" in err and f"Deleting app ['{app}-language']" in err
