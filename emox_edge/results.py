@@ -4,8 +4,9 @@ Timings are milliseconds, every key ends in ``_ms`` (counts excepted), the same 
 
 - per clip (``ClipResult.timings``): ``capture_ms`` (waiting for the clip), ``faces_ms`` (detection,
   tracking and expression), ``preprocess_ms`` and ``encoder_<graph>_ms`` (Nano-EmoX), ``vad_ms`` and
-  ``prosody_ms`` (lite), ``asr_ms`` (speech recognition), ``prefill_ms`` and ``decode_ms`` (the
-  language core, summed over the tasks), ``total_ms`` (from the clip in hand to the result);
+  ``prosody_ms`` (lite), ``asr_ms`` (speech recognition), ``perceive_ms`` (every perception
+  stage), ``prefill_ms`` and ``decode_ms`` (the language core: the longest task's, as the tasks run in
+  one batch), ``answer_ms`` (the batch), ``total_ms`` (perceive + answer);
 - per task (``TaskResult.timings``): ``prefill_ms``, ``decode_ms``, ``n_prompt``, ``n_generated``
   (token counts) and ``total_ms``.
 """

@@ -92,7 +92,8 @@ class LanguageCore:
             prefix_cache: reuse the KV cache over the prefix shared with the previous call (see
                 ``prefix_cache`` for the rounding this implies on quantized weights).
             n_seq: most sequences ``run_batch`` decodes together (answers plus scored candidates);
-                they share the one KV cache of ``n_ctx`` cells, so this costs no memory.
+                they share the one KV cache of ``n_ctx`` cells, so this costs no memory. At most
+                ``n_batch`` (llama.cpp aborts the process on more) and 256.
 
         Raises:
             FileNotFoundError: no such file.
@@ -115,7 +116,7 @@ class LanguageCore:
             if n_ctx > model.n_ctx_train:
                 logger.warning("n_ctx=%d exceeds the %d positions %s was trained for", n_ctx, model.n_ctx_train, path)
             ctx = _native.Context(model, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, flash_attn=flash_attn,
-                                  n_seq_max=min(n_seq, 256))
+                                  n_seq_max=min(n_seq, 256, n_batch))  # llama.cpp aborts above n_batch
             tok_batch = _native.Batch(ctx.n_batch)
             emb_batch = _native.Batch(ctx.n_batch, model.n_embd_inp)
         except BaseException:

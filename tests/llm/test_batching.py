@@ -163,3 +163,11 @@ def test_misuse(pair, nano_emox_prompt):
         batched.run_batch([BatchRequest(prompt, candidates=[f"w{i}" for i in range(17)])])
     # the core still works after refused calls
     assert batched.run_batch([BatchRequest(prompt, max_new_tokens=2)])[0].n_generated >= 1
+
+
+def test_n_seq_is_capped_by_n_batch(tiny_f32):
+    """llama.cpp aborts the process when a context has more sequences than n_batch: the core caps it."""
+    with LanguageCore.from_file(tiny_f32, n_ctx=512, n_batch=16, n_seq=64) as core:
+        assert core.n_seq_max == 16
+        out = core.run_batch([BatchRequest("Hello", max_new_tokens=2), BatchRequest("Hello there", max_new_tokens=2)])
+        assert all(o.n_generated == 2 for o in out)
