@@ -10,7 +10,9 @@ over a list of English emotion words (never a non-word); ``intent`` abstains whe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import time
 from typing import Sequence
 
@@ -240,18 +242,44 @@ class LiteKind(BundleKind):
             chain = postprocess_reply(raw).replace("<think>", "").strip()
             # the reply's prompt continues the chain as generated, so the cache holds all of it
             said = raw.rstrip() if chain and "<think>" not in raw and raw.strip() == chain else chain
+            prefix = f"{opened}{said}\n{closed}"
             ask = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"],
-                            prefix=f"{opened}{said}\n{closed}", stop=["<think>"])
+                            prefix=prefix, stop=["<think>"])
 
-            def finish(replies) -> TaskResult:
-                text = f"<think>{chain}</think>\n{postprocess_reply(replies[0].text)}"
+            def finish(replies) -> Step:
+                said_back = _clean_reply(replies[0].text)
+                if not said_back and len(replies) == 1:
+                    # the model ended its turn at once: ask again with the end of turn banned, and keep
+                    # the reply's whole sentences
+                    again = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"],
+                                      prefix=prefix, stop=["<think>", "<|im_start|>", "\nUser:"])
+                    banned = {t: float("-inf") for t in self.services.core.eog_token_ids}
+                    again = dataclasses.replace(again, logit_bias=banned)
+                    return Ask([again], lambda more: finish([*replies, *more]))
+                if len(replies) > 1:
+                    said_back = _whole_sentences(said_back)
+                text = f"<think>{chain}</think>\n{said_back}"
                 answer = parse_empathy(text)
                 return TaskResult("empathize", text, label=answer.emotion, think=answer.think, reply=answer.reply,
-                                  valid=bool(answer.reply), timings=timings_of(outputs[0], replies[0]))
+                                  valid=bool(answer.reply), timings=timings_of(outputs[0], *replies))
 
             return Ask([ask], finish)
 
         return Ask([think], reply)
+
+
+def _clean_reply(text: str) -> str:
+    """The reply without tags a small model may write around it (``<reply>``, ``</answer>``...)."""
+    return re.sub(r"\s+", " ", _TAG.sub(" ", postprocess_reply(text))).strip()
+
+
+def _whole_sentences(text: str) -> str:
+    """``text`` up to its last sentence end (a reply cut by the token cap), or all of it when it has none."""
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
+    return text[:ends[-1]] if ends else text
+
+
+_TAG = re.compile(r"</?[A-Za-z_]{1,20}>")
 
 
 def _fused_valence(p: Perception, words: str) -> float:

@@ -17,6 +17,20 @@ def test_yin_finds_the_pitch_of_a_tone():
         assert abs(np.median(voiced) - f0) < 0.02 * f0
 
 
+def test_yin_in_blocks_equals_yin_at_once(monkeypatch):
+    """Long audio is processed in blocks of hops (flat memory); the pitch track is the same."""
+    import emox_edge.lite.prosody as prosody
+
+    t = np.arange(16000 * 7) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * (150 + 30 * np.sin(t)) * t)).astype(np.float32)
+    blocked = yin_pitch(tone, 16000)
+    assert len(blocked[0]) > prosody.YIN_BLOCK > 0  # more than one block
+    monkeypatch.setattr(prosody, "YIN_BLOCK", 10**9)
+    whole = yin_pitch(tone, 16000)
+    np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-9)
+    np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-9)
+
+
 def test_noise_and_silence_are_unvoiced():
     noise = np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32)
     assert prosody_features(noise, 16000).voiced_fraction < 0.1
