@@ -30,6 +30,8 @@ UNITS = {
     "fidelity_edge": "benchmarks.bench_fidelity:unit_edge",
     "live": "benchmarks.bench_live:unit_live",
     "serve": "benchmarks.bench_serve:unit_serve",
+    "memory_analyze": "benchmarks.bench_memory:unit_analyze",
+    "memory_live": "benchmarks.bench_memory:unit_live",
 }
 
 

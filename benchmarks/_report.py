@@ -93,6 +93,47 @@ def not_measured(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return out
 
 
+# Issue 14's goals: metric, comparison, target (the first-token target depends on the host's ISA).
+GOALS = (
+    ("e2e.shipped.speedup_first_token", ">=", None, "shipped vs PyTorch fp32, first token of a label task"),
+    ("e2e.shipped.speedup_total", ">=", 8.0, "shipped vs PyTorch fp32, label task + 64-token reply"),
+    ("e2e.shipped.peak_rss_mib", "<=", 2560.0, "peak RSS of the shipped pipeline (MiB)"),
+    ("live.speedup_first_token_after_clip", ">=", 5.0, "live: reference's first token after a clip closes / ours"),
+    ("e2e.six_tasks_over_one", "<=", 1.5, "all six tasks of a clip over one label task"),
+    ("analyze.rss_60s_over_4s", "<=", 1.10, "peak RSS of analyze on a 60 s file over a 4 s one"),
+)
+
+
+def has_vnni(machine: Mapping[str, Any]) -> bool | None:
+    simd = machine.get("cpu_simd")
+    return None if simd is None else any(f in simd for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def goals(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each goal with its measured value (None: not measured in this report) and whether it is met."""
+    m = report.get("metrics", {})
+    vnni = has_vnni(report.get("machine", {}))
+    out = []
+    for name, op, target, what in GOALS:
+        if target is None:  # first token: >= 5 with AVX-512 VNNI, >= 3 on an AVX2-only host
+            target = 5.0 if vnni else 3.0
+            what += " (goal 5 with VNNI, 3 on AVX2 only)"
+        value = m.get(name)
+        met = None if value is None else (value >= target if op == ">=" else value <= target)
+        out.append({"metric": name, "what": what, "goal": f"{op} {target:g}", "value": value, "met": met})
+    return out
+
+
+def goals_table(report: Mapping[str, Any]) -> str:
+    rows = [[g["metric"], g["what"], "not measured" if g["value"] is None else
+             f"{g['value']:.3g}" if abs(g["value"]) < 100 else f"{g['value']:.0f}", g["goal"],
+             {True: "met", False: "**not met**", None: "–"}[g["met"]]] for g in goals(report)]
+    simd = report.get("machine", {}).get("cpu_simd")
+    isa = "AVX-512 VNNI" if has_vnni(report.get("machine", {})) else "no VNNI (AVX2 int8 kernels)"
+    return (f"## Goals (issue 14), this host: {isa}" + (f" — SIMD {', '.join(simd)}" if simd else "") + "\n\n"
+            + markdown_table(["metric", "what", "measured", "goal", ""], rows))
+
+
 def summary(report: Mapping[str, Any]) -> str:
     """The headline numbers, when their sections ran."""
     m = report.get("metrics", {})
@@ -101,7 +142,8 @@ def summary(report: Mapping[str, Any]) -> str:
     def get(name: str) -> float | None:
         return m.get(name)
 
-    for key, label in (("q4_k_m-int8", "Q4_K_M + int8"), ("q4_k_m-int8-constrained", "Q4_K_M + int8 (constrained)")):
+    for key, label in (("shipped", "as shipped (Q4_K_M + int8, likelihood labels, batched tasks)"),
+                       ("q4_k_m-int8", "Q4_K_M + int8"), ("q4_k_m-int8-constrained", "Q4_K_M + int8 (constrained)")):
         total = get(f"e2e.{key}.speedup_total")
         if total is not None:
             lines.append(
@@ -135,7 +177,8 @@ def summary(report: Mapping[str, Any]) -> str:
 
 
 def render(report: Mapping[str, Any], section_renderers: Mapping[str, Any]) -> str:
-    parts = [header(report), summary(report), METHOD.get(report["mode"], "")]
+    parts = [header(report), summary(report), goals_table(report) if report["mode"] == "full" else "",
+             METHOD.get(report["mode"], "")]
     parts = [p for p in parts if p]
     for name, section in report["sections"].items():
         title = section.get("title", name)

@@ -11,8 +11,16 @@ frame of the clip (the overlay a saved or shown video gets).
 Reported per run: frames the camera thread sustained per second, frames lost at the source, frames
 no clip took (the reader's ``dropped``), clips skipped because analysis is slower than real time,
 overlay frames per second, and RSS sampled every 100 frames: after 100 frames, after the camera
-history (30 s) has filled, and at the end (10,000 frames in the full run), with the slope over the
+history has filled (30 s), and at the end (10,000 frames in the full run), with the slope over the
 second half (MiB per 1,000 frames: flat means no leak).
+
+First token after the clip closes: for every clip, from the later of the moment its window closed
+(the source's clock at the clip's end) and the moment the loop asked for it (the analyzer was still
+busy with an earlier clip), to the moment its ``emotion`` label came back; medians over the clips
+after the first. The reference's figure is its first token on a clip (encoders + prefill + first
+token, ``e2e``'s PyTorch fp32 row when this run measured it, else measured here): it can start only
+when the clip has closed. Each clip carries the same kind of subtitle as the e2e clips, so the
+prompts match.
 """
 
 from __future__ import annotations
@@ -89,8 +97,9 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
     from benchmarks._artifacts import artifacts
     from benchmarks._clips import face_frames
     from benchmarks._common import rss_mib
-    from emox_edge.capture import LiveSource, Segmentation
+    from benchmarks._clips import SENTENCES
     from emox_edge.analyzer import Analyzer
+    from emox_edge.capture import LiveSource, Segmentation
     from emox_edge.options import AnalyzerOptions
 
     art = artifacts(args["mode"], args["root"])
@@ -108,11 +117,18 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
     clips = overlay_frames = errors = 0
     overlay_s = analyze_s = 0.0
     faces_seen: list[int] = []
-    pairs = analyzer.iter_clips(source, ["emotion"])
+    pairs = analyzer.iter_clips(source, ["emotion"], subtitle=SENTENCES[1])
+    after_close: list[float] = []  # ms from max(clip closed, loop asked) to the label
+    answer_age: list[float] = []  # ms from the clip's close to its label, waiting for a busy analyzer included
     t_prev = time.perf_counter()
+    asked = time.monotonic()  # LiveSource's clock
     try:
         for clip, result in pairs:
+            done = time.monotonic()
             analyze_s += time.perf_counter() - t_prev
+            closed = source.t0 + clip.end
+            after_close.append((done - max(closed, asked)) * 1e3)
+            answer_age.append((done - closed) * 1e3)
             clips += 1
             errors += result.error is not None
             faces_seen.append(len(result.faces))
@@ -124,6 +140,7 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
             if capture.done.is_set():
                 break
             t_prev = time.perf_counter()
+            asked = time.monotonic()
     finally:
         pairs.close()
         analyzer.close()
@@ -134,15 +151,30 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
         "faces": faces, "frames_target": total, "frames_served": capture.served, "frames_lost_at_source": capture.lost,
         "camera_frames_read": stats.get("frames_read"), "frames_not_taken": stats.get("frames_dropped"),
         "skipped_clips": stats.get("skipped_clips"), "clips": clips, "clip_errors": errors,
+        "camera_history_s": stats.get("camera_history_s"),
         "elapsed_s": elapsed, "capture_fps": (capture.served - 1) / elapsed if elapsed else 0.0,
         "overlay_fps": overlay_frames / overlay_s if overlay_s else None, "overlay_frames": overlay_frames,
         "analyze_s_per_clip": analyze_s / clips if clips else None, "faces_per_clip": faces_seen,
         "rss_after_load_mib": loaded, "rss_curve": rss, **growth(rss),
+        "first_token_after_clip_ms_per_clip": after_close, "answer_age_ms_per_clip": answer_age,
+        **_after_close(after_close, answer_age),
     }
 
 
+def _after_close(after_close: list[float], answer_age: list[float]) -> dict[str, float]:
+    """Medians over the clips after the first (which also pays for first-run allocations)."""
+    timed = after_close[1:] or after_close
+    ages = answer_age[1:] or answer_age
+    out = {}
+    if timed:
+        out["first_token_after_clip_ms"] = float(np.median(timed))
+    if ages:
+        out["answer_age_ms"] = float(np.median(ages))
+    return out
+
+
 def growth(rss: list[tuple[int, float]]) -> dict[str, Any]:
-    """RSS after 100 frames, after the 30 s camera history filled, at the end, and the late slope."""
+    """RSS after 100 frames, after 30 s (the camera history is full by then), at the end, and the late slope."""
     if not rss:
         return {}
     history_frames = int(30 * FPS) + 100
@@ -159,6 +191,16 @@ def growth(rss: list[tuple[int, float]]) -> dict[str, Any]:
             "rss_end_frames": last_n, "rss_slope_mib_per_1000_frames": slope}
 
 
+def reference_first_token(ctx) -> tuple[float | None, str]:
+    """The PyTorch reference's first token on a clip (ms): e2e's row of this run, else measured now."""
+    ref = ((getattr(ctx, "done", None) or {}).get("e2e") or {}).get("rows", {}).get("pytorch")
+    where = "the e2e section's PyTorch fp32 row (same run)"
+    if ref is None:
+        ref = ctx.child("reference_clip", {}, tag="live-pytorch")
+        where = "a PyTorch fp32 reference child run by this section"
+    return ref["timings"].get("first_token"), where
+
+
 def run(ctx) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     problems = []
@@ -173,8 +215,24 @@ def run(ctx) -> dict[str, Any]:
     metrics = {key: {k: r[k] for k in ("capture_fps", "frames_lost_at_source", "overlay_fps", "rss_end_mib",
                                         "rss_slope_mib_per_1000_frames") if isinstance(r.get(k), (int, float))}
                for key, r in runs.items()}
+    for key, r in runs.items():
+        if isinstance(r.get("first_token_after_clip_ms"), (int, float)):
+            metrics[key]["first_token_after_clip_ms"] = r["first_token_after_clip_ms"]
     higher = [f"{key}.{k}" for key in runs for k in ("capture_fps", "overlay_fps")]
     section = {"metrics": metrics, "higher_is_better": higher, "runs": runs}
+    first = (runs.get("1_face") or {}).get("first_token_after_clip_ms")
+    if first is not None:
+        metrics["first_token_after_clip_ms"] = first
+        try:
+            ref_ms, where = reference_first_token(ctx)
+        except RuntimeError as exc:
+            problems.append(f"reference first token: {exc}")
+        else:
+            if ref_ms:
+                metrics["reference_first_token_ms"] = ref_ms
+                metrics["speedup_first_token_after_clip"] = ref_ms / first
+                higher.append("speedup_first_token_after_clip")
+                section["reference"] = where
     if problems:
         section.update(status="partial", partial=True, reason="; ".join(problems))
     return section
@@ -194,9 +252,31 @@ def render(section: dict[str, Any]) -> str:
                      f"{slope:+.2f}" if slope is not None else None])
     text = _report.table(["source", "frames", "camera fps sustained", "lost at source", "not taken by a clip",
                           "clips analysed", "analysis per clip", "overlay fps", "RSS @100 frames",
-                          "RSS @30 s (history full)", "RSS at end", "MiB / 1,000 frames (2nd half)"], rows)
-    text += ("\n\n30 fps, 640x480 RGB; fixed 4 s clips; `emotion` (grammar-constrained, Q4_K_M + int8) on each "
-             "clip while the camera thread keeps reading. The camera reader keeps 30 s of frames for clip "
-             "assembly, so memory rises for the first 30 s (≈26 MiB per second of 640x480 video) and must be "
-             "flat after that.")
+                          "RSS @30 s (history full by then)", "RSS at end", "MiB / 1,000 frames (2nd half)"], rows)
+    text += _render_first_token(section)
+    text += ("\n\n30 fps, 640x480 RGB; fixed 4 s clips; `emotion` (closed-set, the analyzer's default label decoding, "
+             "Q4_K_M + int8) on each clip while the camera thread keeps reading. The camera reader keeps "
+             f"{_history(section)} of frames for clip assembly (≈26 MiB per second of 640x480 video), so memory rises "
+             "until that history is full and must be flat after that.")
     return text
+
+
+def _render_first_token(section: dict[str, Any]) -> str:
+    m = section.get("metrics", {})
+    if m.get("first_token_after_clip_ms") is None:
+        return ""
+    runs = section.get("runs", {})
+    per = "; ".join(f"{r['faces']} face{'s' if r['faces'] > 1 else ''}: {_report.ms(r.get('first_token_after_clip_ms'))} "
+                    f"(answer age incl. waiting for a busy analyzer {_report.ms(r.get('answer_age_ms'))})"
+                    for r in runs.values() if r.get("first_token_after_clip_ms") is not None)
+    text = f"\n\nFirst token (the `emotion` label) after a clip closes, median over the clips after the first: {per}."
+    if m.get("speedup_first_token_after_clip"):
+        text += (f" The PyTorch fp32 reference can start only when the clip has closed: its first token takes "
+                 f"{_report.ms(m.get('reference_first_token_ms'))} ({section.get('reference')}), "
+                 f"{m['speedup_first_token_after_clip']:.2f}× ours.")
+    return text
+
+
+def _history(section: dict[str, Any]) -> str:
+    seconds = {r.get("camera_history_s") for r in section.get("runs", {}).values()} - {None}
+    return " / ".join(f"{v:g} s" for v in sorted(seconds)) if seconds else "a bounded history (30 s before issue 14)"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "serve")
+from benchmarks.bench_e2e import PIPELINES
+
+SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "serve", "memory")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                         help=f"run only these sections ({', '.join(SECTIONS)})")
     parser.add_argument("--skip", nargs="+", choices=SECTIONS, default=[], metavar="SECTION", help="sections to leave out")
+    parser.add_argument("--pipelines", nargs="+", choices=PIPELINES, metavar="ROW", default=None,
+                        help=f"e2e rows to run (default all): {', '.join(PIPELINES)}")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 3 full, 2 quick)")
     parser.add_argument("--clips", type=int, default=None, help="generated clips for the fidelity section (default 8 full, 2 quick)")
     parser.add_argument("--live-frames", type=int, default=None,

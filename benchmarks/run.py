@@ -10,7 +10,8 @@ LanguageCore vs plain llama-cpp-python, the memory-bandwidth ceiling), ``e2e`` (
 emox-edge variants vs the PyTorch reference pipeline, latency and peak RSS ratios), ``fidelity``
 (label agreement edge vs reference on generated clips, the converter's parity table), ``live``
 (frames per second and drops on a 30 fps source with 1 and 4 faces while the language core is busy,
-memory growth over 10,000 frames).
+memory growth over 10,000 frames), ``serve`` (the HTTP server), ``memory`` (``analyze`` on a 60 s file over
+a 4 s one, the live camera history's memory).
 
 Every measurement runs in its own child process (peak RSS per pipeline, taken with ``os.wait4``);
 full-size children hold ``/tmp/emox-heavy.lock``. A complete full run writes ``benchmarks/results/latest.json``
@@ -48,7 +49,8 @@ from benchmarks.flags import SECTIONS, add_arguments
 log = logging.getLogger("benchmarks")
 
 MODULES = {"stages": "benchmarks.bench_stages", "llm": "benchmarks.bench_core", "e2e": "benchmarks.bench_e2e",
-           "fidelity": "benchmarks.bench_fidelity", "live": "benchmarks.bench_live", "serve": "benchmarks.bench_serve"}
+           "fidelity": "benchmarks.bench_fidelity", "live": "benchmarks.bench_live", "serve": "benchmarks.bench_serve",
+           "memory": "benchmarks.bench_memory"}
 SCHEMA = 1
 
 
@@ -66,7 +68,9 @@ class Context:
     progress: Callable[[str], None]
     child_timeout: float
     inline: bool = False
+    pipelines: tuple[str, ...] | None = None  # e2e rows to run (None: all)
     children: list[dict[str, Any]] = field(default_factory=list)
+    done: dict[str, Any] = field(default_factory=dict)  # sections measured so far in this run, by name
 
     @property
     def clips_dir(self) -> Path:
@@ -172,7 +176,8 @@ def run(ns: argparse.Namespace, *, progress: Callable[[str], None] = _progress) 
     ctx = Context(mode=mode, art=art, work=work, repeats=ns.repeats or (3 if mode == "full" else 2),
                   threads=ns.threads or physical_cores(), clips=ns.clips or (8 if mode == "full" else 2),
                   live_frames=ns.live_frames or (10_000 if mode == "full" else 300), progress=progress,
-                  child_timeout=ns.child_timeout, inline=ns.inline)
+                  child_timeout=ns.child_timeout, inline=ns.inline,
+                  pipelines=tuple(ns.pipelines) if getattr(ns, "pipelines", None) else None)
     load_start = load_average()
     started = time.perf_counter()
     progress(f"emox-edge benchmarks ({mode}): sections {', '.join(sections)}; models in {art.root}")
@@ -180,7 +185,8 @@ def run(ns: argparse.Namespace, *, progress: Callable[[str], None] = _progress) 
         "suite": "emox-edge benchmarks", "schema": SCHEMA, "mode": mode, "machine": machine_info(),
         "command": getattr(ns, "command_line", None) or f"python -m benchmarks --{mode}",
         "settings": {"repeats": ctx.repeats, "threads": ctx.threads, "clips": ctx.clips, "live_frames": ctx.live_frames,
-                     "threshold": ns.threshold, "sections": sections, "inline": ctx.inline},
+                     "threshold": ns.threshold, "sections": sections, "inline": ctx.inline,
+                     **({"pipelines": list(ctx.pipelines)} if ctx.pipelines else {})},
         "sections": {},
     }
     with LoadSampler() as sampler:
@@ -213,6 +219,7 @@ def measure(report: dict[str, Any], ctx: Context, sections: Sequence[str], *, fo
     materialize(count, ctx.clips_dir)
     from emox_edge._io import write_json_atomic
 
+    ctx.done = report["sections"]  # a later section may use an earlier one's rows (live: e2e's reference)
     for name in sections:
         report["sections"][name] = run_section(name, ctx)
         write_json_atomic(ctx.work / "partial-report.json", report)  # survives a run killed later on
@@ -262,9 +269,10 @@ def collect_metrics(sections: dict[str, Any]) -> tuple[dict[str, float], list[st
     metrics: dict[str, float] = {}
     higher: list[str] = []
     for name, section in sections.items():
-        flat = flatten_metrics(section.get("metrics", {}), prefix=f"{name}.")
+        prefix = section.get("metrics_prefix", f"{name}.")  # memory's metrics name their own parts (analyze.*)
+        flat = flatten_metrics(section.get("metrics", {}), prefix=prefix)
         metrics.update(flat)
-        higher += [f"{name}.{m}" for m in section.get("higher_is_better", [])]
+        higher += [f"{prefix}{m}" for m in section.get("higher_is_better", [])]
     return metrics, sorted(set(higher) & set(metrics))
 
 

@@ -17,7 +17,7 @@ from benchmarks import _common, run
 
 REPO = Path(__file__).resolve().parents[2]
 
-SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "serve")
+SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "serve", "memory")
 
 
 def test_every_section_ran(quick_report):
@@ -51,9 +51,11 @@ def test_json_report_on_disk_matches(quick_report):
     "llm.q4_k_m.prefill_ms", "llm.q8_0.decode_tok_s", "llm.f16.first_token_ms", "llm.transformers.decode_tok_s",
     "llm.q4_k_m.ceiling_tok_s", "llm.bandwidth_gbs", "llm.overhead_q4_k_m.decode_ratio_core_vs_plain",
     "e2e.pytorch.total_ms", "e2e.q4_k_m-int8.total_ms", "e2e.q4_k_m-int8.speedup_total", "e2e.q8_0-fp32.rss_ratio",
-    "e2e.q4_k_m-int8-constrained.shipped_total_ms",
+    "e2e.q4_k_m-int8-constrained.total_ms", "e2e.shipped.speedup_first_token", "e2e.shipped.speedup_total",
+    "e2e.shipped.peak_rss_mib", "e2e.six_tasks_over_one", "e2e.label_agreement.likelihood_vs_grammar",
+    "e2e.label_agreement.grammar_vs_free", "live.first_token_after_clip_ms", "live.speedup_first_token_after_clip",
     "fidelity.agreement.q4_k_m-int8.all", "fidelity.parity.q4_k_m.top1",
-    "live.1_face.capture_fps", "live.4_face.rss_end_mib",
+    "live.1_face.capture_fps", "live.4_face.rss_end_mib", "analyze.rss_60s_over_4s",
 ])
 def test_metric_present_and_sane(quick_report, metric):
     value = quick_report["metrics"].get(metric)
