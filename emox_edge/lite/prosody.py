@@ -83,8 +83,8 @@ def _frames(audio: np.ndarray, size: int, hop: int) -> np.ndarray:
     if len(audio) < size:
         audio = np.pad(audio, (0, size - len(audio)))
     count = 1 + (len(audio) - size) // hop
-    idx = np.arange(size)[None, :] + hop * np.arange(count)[:, None]
-    return audio[idx]
+    # a read-only view (no copy): callers that need arrays take them block by block
+    return np.lib.stride_tricks.sliding_window_view(audio, size)[::hop][:count]
 
 
 def yin_pitch(audio: np.ndarray, sample_rate: int, *, fmin: float = FMIN, fmax: float = FMAX,
