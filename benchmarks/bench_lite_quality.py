@@ -94,6 +94,7 @@ class CaseRunner:
         self.intent_grammar = label_grammar(self.intent_labels)
         self.sentiment_grammar = label_grammar(SENTIMENTS)
         self.no_tags = {t: float("-inf") for t in tag_token_ids(core)} if "empathize" in self.asked else {}
+        self._prior = None  # the intent labels' log-likelihoods under a content-free context
 
     def _ask(self, head: str, question: str, tail: str, **kwargs):
         t0 = time.perf_counter()
@@ -111,6 +112,19 @@ class CaseRunner:
             out, res["ms"]["intent"] = self._ask(head, cfg["question"].format(candidate_labels=self.candidates), tail,
                                                  grammar=self.intent_grammar, max_new_tokens=cfg["max_new_tokens"])
             res["intent"] = out.text.strip()
+            # the SDK's way: every label scored by likelihood, and the same calibrated by the labels'
+            # prior under a content-free context (contextual calibration, Zhao et al. 2021)
+            question = cfg["question"].format(candidate_labels=self.candidates)
+            cands = [f"{label}<|im_end|>" for label in self.intent_labels]
+            t0 = time.perf_counter()
+            scores = self.core.score([head, question + tail], cands)
+            res["ms"]["intent_likelihood"] = _ms(t0)
+            res["intent_likelihood"] = self.intent_labels[scores.best]
+            if self._prior is None:
+                null_head, null_tail = chatml(self.prompts["system"], "")
+                self._prior = self.core.score([null_head, question + null_tail], cands).logprobs
+            calibrated = [a - b for a, b in zip(scores.logprobs, self._prior)]
+            res["intent_calibrated"] = self.intent_labels[max(range(len(cands)), key=calibrated.__getitem__)]
         if "sentiment" in self.asked:
             cfg = self.tasks["sentiment"]
             out, res["ms"]["sentiment"] = self._ask(head, cfg["question"], tail, grammar=self.sentiment_grammar,
@@ -180,7 +194,7 @@ def _median(values: list[float]) -> float | None:
 def score(run: dict[str, Any], cases: dict[str, dict], reply_sets: dict) -> dict[str, Any]:
     """Per-task scores and median times of one model's answers."""
     intent, sent, text_sent, valid, hit, first, reply, parts = [], [], [], [], [], [], [], {}
-    agree, clip_ms = [], []
+    agree, clip_ms, intent_lh, intent_cal = [], [], [], []
     times: dict[str, list[float]] = {}
     for row in run["answers"]:
         want = cases[row["id"]]["expected"]
@@ -189,6 +203,8 @@ def score(run: dict[str, Any], cases: dict[str, dict], reply_sets: dict) -> dict
         clip_ms.append(sum(row["ms"].get(k, 0.0) for k in ("prefill", "intent", "open_vocab", "empathize")))
         if "intent" in row and want["intent"]:
             intent.append(label_ok(row["intent"], want["intent"]))
+            intent_lh.append(label_ok(row["intent_likelihood"], want["intent"]))
+            intent_cal.append(label_ok(row["intent_calibrated"], want["intent"]))
         if "sentiment" in row and want["sentiment"]:
             sent.append(label_ok(row["sentiment"], want["sentiment"]))
         if "text_sentiment" in row and want["text_sentiment"]:
@@ -206,7 +222,8 @@ def score(run: dict[str, Any], cases: dict[str, dict], reply_sets: dict) -> dict
                 parts.setdefault(key, []).append(getattr(check, key))
     return {
         "model": run["model"], "size_mb": run["size_mb"], "load_ms": run["load_ms"],
-        "intent_acc": _rate(intent), "n_intent": len(intent), "sentiment_acc": _rate(sent),
+        "intent_acc": _rate(intent), "intent_acc_likelihood": _rate(intent_lh),
+        "intent_acc_calibrated": _rate(intent_cal), "n_intent": len(intent), "sentiment_acc": _rate(sent),
         "text_sentiment_acc": _rate(text_sent), "text_sentiment_agree_vader": _rate(agree),
         "open_vocab_valid": _rate(valid), "open_vocab_hit": _rate(hit), "open_vocab_first": _rate(first),
         "empathy_pass": _rate(reply), **{f"empathy_{k}": _rate(v) for k, v in parts.items()},
@@ -238,9 +255,10 @@ def rule_baselines(cases: list[dict], weights: dict[str, float] | None = None) -
 
 def print_tables(scores: list[dict], baselines: dict) -> None:
     print(markdown_table(
-        ["core", "MB", "intent acc", "sentiment acc", "open-vocab valid", "open-vocab hit", "first word ok",
+        ["core", "MB", "intent acc (grammar)", "intent acc (likelihood)", "intent acc (calibrated)", "sentiment acc", "open-vocab valid", "open-vocab hit", "first word ok",
          "empathy pass", "text sentiment acc (LM)", "LM = VADER"],
-        [[s["model"], s["size_mb"], s["intent_acc"], s["sentiment_acc"], s["open_vocab_valid"], s["open_vocab_hit"],
+        [[s["model"], s["size_mb"], s["intent_acc"], s.get("intent_acc_likelihood"), s.get("intent_acc_calibrated"),
+          s["sentiment_acc"], s["open_vocab_valid"], s["open_vocab_hit"],
           s["open_vocab_first"], s["empathy_pass"], s["text_sentiment_acc"], s["text_sentiment_agree_vader"]]
          for s in scores]))
     print()
