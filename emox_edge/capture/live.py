@@ -15,6 +15,8 @@ from emox_edge.capture.base import Source, empty_frames
 from emox_edge.media import SAMPLE_RATE, Clip
 from emox_edge.preprocess.resample import downmix
 
+AUDIO_GRACE_S = 0.3  # how long a clip may wait for the microphone's last block (blocks arrive after their time)
+
 log = logging.getLogger(__name__)
 
 
@@ -215,6 +217,17 @@ class LiveSource(Source):
         finally:
             self.close()
 
+    def _await_audio(self, end: float) -> None:
+        """Wait (at most ``AUDIO_GRACE_S``) until the microphone has delivered samples up to ``end``:
+        its blocks arrive a little after the moment they cover, and a clip must not end in zeros."""
+        mic = self.mic
+        if mic is None or mic.t0 is None:
+            return
+        need = int(round((end - (mic.t0 - self.t0)) * mic.sample_rate))
+        deadline = time.monotonic() + AUDIO_GRACE_S
+        while mic.ring.written < need and time.monotonic() < deadline and not self._closed:
+            time.sleep(0.01)
+
     def _clip(self, span: tuple[float, float]) -> Clip | None:
         """The clip of ``span`` from the camera's history and the microphone's ring (None: nothing)."""
         start, end = span
@@ -223,6 +236,7 @@ class LiveSource(Source):
             times = times - self.t0
         else:
             frames, times = empty_frames()
+        self._await_audio(end)
         audio = self._audio(start, end)
         if frames.shape[0] == 0 and not np.any(audio):
             log.warning("%s delivered nothing for %.1f-%.1f s", self.name, start, end)

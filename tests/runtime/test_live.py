@@ -263,3 +263,22 @@ def test_microphone_only_source_yields_audio_clips():
         source.close()
     assert source.name == "mic:default" and clip.frames.shape[0] == 0
     assert clip.audio.size == 8000 and np.allclose(clip.audio[-4000:], 0.25)
+
+
+class SlowStream(FakeStream):
+    """A microphone whose blocks come 30 % slower than real time (a loaded machine, a lagging driver)."""
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.callback(np.full((self.blocksize, 1), 0.25, np.float32), self.blocksize, None, None)
+            time.sleep(1.3 * self.blocksize / 16000)
+
+
+def test_a_clip_waits_for_the_microphones_last_block():
+    source = resolve_source(None, mic=True, segmentation=Segmentation(window_s=0.5), mic_factory=SlowStream)
+    try:
+        clip = next(source.clips())
+    finally:
+        source.close()
+    assert clip.audio.size == 8000
+    assert np.allclose(clip.audio, 0.25)  # no zeros where the mic was merely late
