@@ -108,12 +108,13 @@ def test_the_live_microphone_gets_a_transcript(pulse_source, lite_bundle_dir, sp
             for result in analyzer.stream(None, ["emotion"], window_s=3.0, max_clips=8, source_options={"mic": True}):
                 results.append(result)
                 heard.append((result.transcript or {}).get("text", ""))
-                if "boxes" in " ".join(heard).lower():
+                if "box" in " ".join(heard).lower():
                     break
         finally:
             stop.set()
             speaker.join(timeout=40)
     said = " ".join(heard).lower()
-    assert "boxes" in said and "carry" in said, (said, [r.error for r in results])
+    # Whisper hears espeak through the null sink as "box", "boxes" or "mocks" from window to window
+    assert "box" in said and "carry" in said, (said, [r.error for r in results])
     assert all(r.error is None for r in results)
     assert np.isfinite([r.timings["total_ms"] for r in results]).all()
