@@ -171,8 +171,9 @@ class Model(_Owned):
 class Batch(_Owned):
     """A ``llama_batch`` of up to ``capacity`` tokens (``width == 0``) or embedding rows.
 
-    ``fill``/``fill_one`` put every row in sequence 0; ``fill_rows`` gives each row its own set of
-    up to ``n_seq_max`` sequences (a row shared by several sequences is computed once).
+    ``fill``/``fill_one`` put every row in sequence 0 (set once, at creation: use them only on a
+    batch that ``fill_rows`` never fills); ``fill_rows`` gives each row its own set of up to
+    ``n_seq_max`` sequences (a row shared by several sequences is computed once).
     """
 
     _kind = "batch"
@@ -220,10 +221,6 @@ class Batch(_Owned):
         flags = np.zeros(n, np.int8)
         flags[-1:] = int(want_last)
         self._load(items, np.arange(pos0, pos0 + n, dtype=np.int32), flags)
-        if self.n_seq_max > 1:  # fill_rows may have left other sequences behind
-            self._n_seq[:n] = 1
-            for i in range(n):
-                batch.seq_id[i][0] = 0
         batch.n_tokens = n
         return batch
 
@@ -248,8 +245,6 @@ class Batch(_Owned):
         batch.token[0] = token  # plain ctypes stores: ~10x cheaper than numpy scalar writes
         batch.pos[0] = pos
         batch.logits[0] = 1
-        batch.n_seq_id[0] = 1
-        batch.seq_id[0][0] = 0
         batch.n_tokens = 1
         return batch
 
