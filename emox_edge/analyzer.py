@@ -135,7 +135,8 @@ class Analyzer:
                 n_ctx = min(n_ctx, self._kind.max_ctx)
             t0 = time.perf_counter()
             self._core = LanguageCore.from_file(self.bundle.path(self._gguf), n_ctx=n_ctx, n_threads=self.n_threads,
-                                                n_gpu_layers=-1 if self.device.llama_gpu_offload else 0)
+                                                n_gpu_layers=-1 if self.device.llama_gpu_offload else 0,
+                                                repack=self.options.repack)
             log.info("language core %s loaded in %.0f ms", self._gguf, (time.perf_counter() - t0) * 1000.0)
         return self._core
 

@@ -90,6 +90,9 @@ class AnalyzerOptions:
             candidate label in one batched pass and takes the most likely; grammar decodes under a
             grammar over the labels.
         n_ctx: context length of the language core, in tokens.
+        repack: let llama.cpp repack the quantized weights for its CPU kernels (a second copy in
+            memory beside the mapped GGUF: +590 MiB on Qwen2.5-1.5B Q4_K_M, no faster on an AVX2 host;
+            see ``LanguageCore.from_file``).
         stages: which half of the analysis this analyzer runs: all; perception (faces, voice, words,
             the bundle's encoders: ``perceive_clip``; the language core is never loaded); or language
             (``answer_clips`` only: no face, voice or speech models, encoders never loaded). Scale-out
@@ -109,6 +112,7 @@ class AnalyzerOptions:
     constrain: bool = True
     label_decoding: str = field(default="likelihood", metadata={"choices": LABEL_DECODINGS})
     n_ctx: int = field(default=4096, metadata={"metavar": "N"})
+    repack: bool = False
     stages: str = field(default="all", metadata={"choices": STAGES})
     faces: FaceOptions = field(default_factory=FaceOptions)
     speech: SpeechOptions = field(default_factory=SpeechOptions)

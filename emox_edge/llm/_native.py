@@ -117,11 +117,13 @@ class Model(_Owned):
 
     _kind = "model"
 
-    def __init__(self, path: str | os.PathLike, *, n_gpu_layers: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike, *, n_gpu_layers: int = 0, repack: bool = False) -> None:
         path = check_gguf(path)
         ll = lib()
         params = ll.llama_model_default_params()
         params.n_gpu_layers = int(n_gpu_layers)
+        if hasattr(params, "use_extra_bufts"):  # CPU weight repacking: a second, anonymous copy of the weights
+            params.use_extra_bufts = bool(repack)
         ptr = ll.llama_model_load_from_file(str(path).encode("utf-8"), params)
         if not ptr:
             raise BundleError(f"llama.cpp could not load {path} (a GGUF header but an unsupported or damaged model)")
