@@ -8,6 +8,9 @@ Layout of a lite bundle directory::
     expression/fer_mini_xception.onnx    mini-Xception rebuilt from Keras hdf5 (fp32)
     expression/fer_mini_xception.int8.onnx   its dynamic int8 quantization
     voice/silero_vad.onnx                Silero VAD
+    intent/all_minilm_l6_v2.onnx         all-MiniLM-L6-v2 sentence encoder (fp32, mean pooled) for the intent task
+    intent/vocab.txt                     its WordPiece vocabulary
+    intent/prototypes.json               the intent examples it compares the words with (emox_edge/data)
     speech/whisper-<asr>/                Whisper (CTranslate2) for transcripts, unless asr=None
 
 The bundle is built in a temporary directory beside ``out`` and renamed into place, so an
@@ -36,7 +39,7 @@ from emox_edge.lite.tables import SENTIMENT_LABELS, intent_labels, lite_tables, 
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 DEFAULT_INJECTION = "text"  # measured by benchmarks/bench_lite_injection.py, see docs/lite-bundle.md
 
 
@@ -64,6 +67,8 @@ LANGUAGE_MODELS: dict[str, LanguageModelChoice] = {
                                         (sources.QWEN25_CODER_GGUF_SHA256,), sources.QWEN25_CODER_GGUF_NAME),
 }
 PERCEPTION_SOURCES = ("fer-mini-xception", "centerface", "silero-vad")
+INTENT_SOURCES = ("minilm-l6-weights", "minilm-l6-config", "minilm-l6-vocab")
+INTENT_RULE = "top2"  # measured by benchmarks/bench_lite_intent.py, see emox_edge/lite/intent_model.py
 
 
 def default_bundle_dir(lm: str = "smollm2-135m", *, root: Path | None = None) -> Path:
@@ -74,7 +79,8 @@ def default_bundle_dir(lm: str = "smollm2-135m", *, root: Path | None = None) ->
 def build_key(lm: str, asr: str | None = "base") -> str:
     """Identifies what a build would produce: pinned sources, builder version, language and speech models."""
     choice = _choice(lm)
-    parts = [str(BUILDER_VERSION), lm, *choice.pins, *(sources.SOURCES[n].sha256 for n in PERCEPTION_SOURCES)]
+    parts = [str(BUILDER_VERSION), lm, *choice.pins, *(sources.SOURCES[n].sha256 for n in PERCEPTION_SOURCES),
+             *(sources.SOURCES[n].sha256 for n in INTENT_SOURCES), _prototypes_sha256(), INTENT_RULE]
     if asr is not None:
         speech = whisper_choice(asr)
         parts += [f"asr={asr}", speech.model_sha256, *(s.sha256 for s in speech.files.values())]
@@ -132,7 +138,7 @@ def build_lite_bundle(out: str | os.PathLike | None = None, *, lm: str = "smollm
                          f"(choose an empty or new --out)")
     with progress(total=4, desc="build lite bundle", unit="step") as bar:
         bar.set_postfix_str("fetch perception models")
-        paths = sources.fetch_all(PERCEPTION_SOURCES, root=root)
+        paths = sources.fetch_all(PERCEPTION_SOURCES + INTENT_SOURCES, root=root)
         bar.update()
         bar.set_postfix_str(f"fetch {choice.title}")
         gguf = choice.fetch(root=root)
@@ -204,9 +210,10 @@ def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageMo
     parity = check_fer_parity(paths["fer-mini-xception"], work / fer_rel, work / fer8_rel, crops)
     vad_rel = "voice/silero_vad.onnx"
     _link_or_copy(paths["silero-vad"], work / vad_rel)
+    intent_graph = _add_intent_encoder(work, paths)
     meta = _gguf_facts(work / llm_rel)
     intents, candidates = intent_labels("mintrec")
-    pinned = [sources.SOURCES[n] for n in PERCEPTION_SOURCES]
+    pinned = [sources.SOURCES[n] for n in PERCEPTION_SOURCES + INTENT_SOURCES]
     if choice.key == "smollm2-135m":
         pinned.append(sources.SOURCES["smollm2-135m"])
     src_list = [{"name": s.name, "package": s.package, "version": s.version, "member": s.member,
@@ -226,6 +233,7 @@ def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageMo
             "expression": {"file": fer8_rel, "fp32": fer_rel, "runtime_precision": "fp32",
                            "classes": list(FER_CLASSES), **_onnx_io(work / fer_rel)},
             "vad": {"file": vad_rel, **_onnx_io(work / vad_rel), "sample_rate": 16000, "window": 512},
+            "intent_encoder": intent_graph,
         },
         "tasks": {
             "emotion": {"default_label_set": "mer", "source": "perception",
@@ -233,7 +241,7 @@ def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageMo
                                        for name, m in table("emotion_label_sets").items()}},
             "sentiment": {"labels": list(SENTIMENT_LABELS), "source": "perception"},
             "open_vocab_emotion": {"source": "language_core"},
-            "intent": {"labels": list(intents), "candidate_labels": candidates, "source": "language_core"},
+            "intent": {"labels": list(intents), "candidate_labels": candidates, "source": "sentence_encoder"},
             "reason": {"source": "language_core"},
             "empathize": {"source": "language_core"},
         },
@@ -244,6 +252,34 @@ def _assemble(work: Path, paths: dict[str, Path], gguf: Path, choice: LanguageMo
     if asr is not None:
         body["speech"] = add_speech_section(work, asr, root=root)
     return body
+
+
+def _prototypes_sha256() -> str:
+    from emox_edge._io import sha256_file
+    from emox_edge.lite.intent_model import default_prototypes_path
+
+    return sha256_file(default_prototypes_path())
+
+
+def _add_intent_encoder(work: Path, paths: dict[str, Path]) -> dict[str, Any]:
+    """Convert all-MiniLM-L6-v2 to ONNX (parity-checked), copy its vocabulary and the intent prototypes.
+
+    Raises:
+        ParityError: the graph does not match the numpy reference.
+        BundleError: the prototypes do not cover the MIntRec labels.
+    """
+    from converters.lite.minilm_onnx import save_minilm_onnx
+    from emox_edge.lite.intent_model import default_prototypes_path, load_prototypes
+
+    graph_rel, vocab_rel, protos_rel = "intent/all_minilm_l6_v2.onnx", "intent/vocab.txt", "intent/prototypes.json"
+    parity = save_minilm_onnx(paths["minilm-l6-weights"], paths["minilm-l6-config"], paths["minilm-l6-vocab"],
+                              work / graph_rel)
+    _link_or_copy(paths["minilm-l6-vocab"], work / vocab_rel)
+    load_prototypes(default_prototypes_path(), labels=intent_labels("mintrec")[0])
+    shutil.copyfile(default_prototypes_path(), work / protos_rel)
+    return {"file": graph_rel, "vocab": vocab_rel, "prototypes": protos_rel, "rule": INTENT_RULE,
+            "model": "all-MiniLM-L6-v2", "label_set": "mintrec", "max_tokens": 256,
+            "parity": parity.to_dict(), **_onnx_io(work / graph_rel)}
 
 
 def _check_faces(face_model: Path, fer_model: Path) -> tuple[np.ndarray, dict[str, float]]:

