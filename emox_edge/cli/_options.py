@@ -31,8 +31,8 @@ def add_task_flag(parser: argparse.ArgumentParser, *, default: list[str]) -> Non
 
     parser.add_argument(
         "--task", dest="tasks", action="append", metavar="TASK[:VARIANT]",
-        help=f"task to answer, repeatable or comma separated: {', '.join(TASKS)}; variants e.g. "
-             f"emotion:meld, intent:mintrec2, sentiment:valence (default: {','.join(default)})",
+        help=f"task to answer, repeatable or comma separated: {', '.join(TASKS)}, or all; variants e.g. "
+             f"emotion:meld, intent:mintrec2, sentiment:valence, reason:evidence (default: {','.join(default)})",
     )
     parser.set_defaults(default_tasks=default)
 

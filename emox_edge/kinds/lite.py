@@ -21,6 +21,7 @@ import numpy as np
 from emox_edge.errors import BadInputError
 from emox_edge.kinds.base import BundleKind, Evidence
 from emox_edge.kinds.plans import Ask, Step, timings_of
+from emox_edge.lite.explain import evidence_chain, evidence_reason, reply_messages
 from emox_edge.lite.injection import PromptBuilder
 from emox_edge.lite.perception import DEFAULT_LABEL_SET, Perception, fuse, label_sets
 from emox_edge.lite.prosody import estimate_affect, prosody_features
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 FREE_TEXT_REPEAT_PENALTY = 1.2
 NO_EVIDENCE = "no face and no speech in the clip"
 NO_WORDS = "no words: the clip has no transcript or subtitle"
+REASON_VARIANTS = ("evidence", "generated")
 
 
 class LiteKind(BundleKind):
@@ -56,12 +58,14 @@ class LiteKind(BundleKind):
         lite = bundle.manifest.get("lite") or {}
         self.injection = services.options.lite.injection or str(lite.get("injection", "text"))
         self._builder = None
+        self._small_core: bool | None = None
+        self._intent = None
 
     def variants(self) -> dict[str, list[str]]:
         ranges = list(nano_task("sentiment")["valence_ranges"])
         return {"sentiment": ["three_way", "valence", *(f"valence:{r}" for r in ranges)],
                 "emotion": list(label_sets()), "intent": ["mintrec", "mintrec2"],
-                "open_vocab_emotion": [], "reason": [], "empathize": []}
+                "open_vocab_emotion": [], "reason": list(REASON_VARIANTS), "empathize": []}
 
     def check_variant(self, request: TaskRequest) -> None:
         variant = request.variant
@@ -70,6 +74,8 @@ class LiteKind(BundleKind):
         if request.task == "emotion" and variant not in label_sets():
             raise BadInputError(f"emotion variant {variant!r} is not supported by the lite bundle; "
                                 f"use one of: {', '.join(label_sets())}")
+        if request.task == "reason" and variant not in REASON_VARIANTS:
+            raise BadInputError(f"reason variant {variant!r}: use one of {', '.join(REASON_VARIANTS)}")
         if request.task == "intent":
             try:
                 intent_labels(variant)
@@ -148,6 +154,41 @@ class LiteKind(BundleKind):
             self._builder = PromptBuilder(self.services.core, mode=self.injection, chat_format=section.get("chat_format"))
         return self._builder
 
+    def _intent_classifier(self, label_set: str):
+        """The bundle's sentence-encoder intent classifier for ``label_set``, opened on first use; None when
+        the bundle has none or its examples do not cover that label set (then the language core answers)."""
+        entry = self.bundle.section("graphs").get("intent_encoder")
+        if not entry or label_set != entry.get("label_set", "mintrec"):
+            return None
+        if self._intent is None:
+            from emox_edge.lite.intent_model import IntentClassifier
+
+            self._intent = IntentClassifier.from_bundle(self.bundle, labels=intent_labels(label_set)[0], n_threads=1)
+        return self._intent
+
+    def close(self) -> None:
+        if self._intent is not None:
+            self._intent.close()
+            self._intent = None
+        super().close()
+
+    @property
+    def small_core(self) -> bool:
+        """Whether the bundle's language core has fewer parameters than ``tasks.small_core_params`` of
+        lite.json (read from the GGUF's tensor table; the core is not loaded). Small cores explain
+        from the evidence instead of generating a reason."""
+        if self._small_core is None:
+            from emox_edge.llm.gguf_file import GGUFFile
+
+            section = self.bundle.section("language_core")
+            gguf = GGUFFile(self.bundle.path(section["gguf"][section["default"]]))
+            try:
+                n_params = sum(int(np.prod(t.shape)) for t in gguf.tensors.values())
+            finally:
+                gguf.close()
+            self._small_core = n_params < int(table("tasks")["small_core_params"])
+        return self._small_core
+
     def _ask(self, p: Perception, words: str, history, question: str, *, max_new_tokens: int = 0,
              grammar: str | None = None, greedy: bool = False, prefix: str = "", stop=(),
              repeat_penalty: float = FREE_TEXT_REPEAT_PENALTY, candidates=None) -> BatchRequest:
@@ -190,7 +231,14 @@ class LiteKind(BundleKind):
         if not words.strip():
             return TaskResult.abstain("intent", NO_WORDS)
         cfg = table("tasks")["intent"]
-        labels, candidates = intent_labels(variant or cfg["label_set"])
+        label_set = variant or cfg["label_set"]
+        labels, candidates = intent_labels(label_set)
+        classifier = self._intent_classifier(label_set)
+        if classifier is not None:  # the sentence encoder: 0.59 on the eval set vs 0.20 for SmolLM2's likelihood
+            t0 = time.perf_counter()
+            label, scores = classifier.classify(words)
+            return TaskResult("intent", label, label=label, labels=(label,), valid=True, score=scores[label],
+                              timings={"intent_encoder_ms": _ms(t0)})
         options = self.services.options
         question = cfg["question"].format(candidate_labels=candidates)
         if options.constrain and options.label_decoding == "likelihood":
@@ -220,6 +268,10 @@ class LiteKind(BundleKind):
         if self._no_evidence(p) and not words.strip():
             return TaskResult.abstain("reason", NO_EVIDENCE)
         cfg = table("tasks")["reason"]
+        variant = variant or cfg["variants"]["default_small" if self.small_core else "default"]
+        if variant == "evidence":
+            text, label = evidence_reason(p, words, text_valence(words) if words.strip() else None)
+            return TaskResult("reason", text, label=label, labels=(label,) if label else (), valid=True)
         ask = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"])
 
         def finish(outputs) -> TaskResult:
@@ -231,41 +283,45 @@ class LiteKind(BundleKind):
         return Ask([ask], finish)
 
     def _task_empathize(self, p: Perception, words: str, history, variant) -> Step:
-        """The chain of thought first (capped, ended at its close tag), then the reply after it."""
+        """The chain from the evidence (``lite.explain``), then the reply to the person's words as a chat
+        turn, the emotion seen in the system turn; never empty, cut at its last whole sentence when capped."""
         cfg = table("tasks")["empathize"]
-        opened, closed = cfg["think_open"], cfg["think_close"]
-        think = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_think_tokens"], prefix=opened,
-                          stop=["</think>"])
+        chain = evidence_chain(p, words, text_valence(words) if words.strip() else None)
+        ask = self._reply_request(p, words, history, max_new_tokens=cfg["max_new_tokens"])
 
-        def reply(outputs) -> Step:
-            raw = outputs[0].text
-            chain = postprocess_reply(raw).replace("<think>", "").strip()
-            # the reply's prompt continues the chain as generated, so the cache holds all of it
-            said = raw.rstrip() if chain and "<think>" not in raw and raw.strip() == chain else chain
-            prefix = f"{opened}{said}\n{closed}"
-            ask = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"],
-                            prefix=prefix, stop=["<think>"])
+        def finish(replies) -> Step:
+            said_back = _clean_reply(replies[-1].text)
+            if not said_back and len(replies) == 1:
+                # the model ended its turn at once: ask again with the end of turn banned
+                banned = {t: float("-inf") for t in self.services.core.eog_token_ids}
+                again = dataclasses.replace(ask, logit_bias=banned)
+                return Ask([again], lambda more: finish([*replies, *more]))
+            if len(replies) > 1 or replies[-1].stop_reason == "length":
+                said_back = _whole_sentences(said_back)
+            text = f"<think>{chain}</think>\n{said_back}"
+            answer = parse_empathy(text)
+            return TaskResult("empathize", text, label=p.emotion_label() if not self._no_evidence(p) else None,
+                              think=answer.think, reply=answer.reply, valid=bool(answer.reply),
+                              timings=timings_of(*replies))
 
-            def finish(replies) -> Step:
-                said_back = _clean_reply(replies[0].text)
-                if not said_back and len(replies) == 1:
-                    # the model ended its turn at once: ask again with the end of turn banned, and keep
-                    # the reply's whole sentences
-                    again = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"],
-                                      prefix=prefix, stop=["<think>", "<|im_start|>", "\nUser:"])
-                    banned = {t: float("-inf") for t in self.services.core.eog_token_ids}
-                    again = dataclasses.replace(again, logit_bias=banned)
-                    return Ask([again], lambda more: finish([*replies, *more]))
-                if len(replies) > 1:
-                    said_back = _whole_sentences(said_back)
-                text = f"<think>{chain}</think>\n{said_back}"
-                answer = parse_empathy(text)
-                return TaskResult("empathize", text, label=answer.emotion, think=answer.think, reply=answer.reply,
-                                  valid=bool(answer.reply), timings=timings_of(outputs[0], *replies))
+        return Ask([ask], finish)
 
-            return Ask([ask], finish)
-
-        return Ask([think], reply)
+    def _reply_request(self, p: Perception, words: str, history, *, max_new_tokens: int) -> BatchRequest:
+        core = self.services.core
+        count = lambda text: len(core.tokenize(text, special=False))  # noqa: E731
+        budget = max(64, core.n_ctx // 4)
+        user = UntrustedText(core.has_special)  # the words must not inject <|im_end|>
+        system, said = reply_messages(p, trim_text_to_tokens(words, count, budget),
+                                      [user(turn) for turn in _recent_turns(history, count, budget)])
+        if self.builder.chat_format == "chatml":
+            prompt = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user(said)}<|im_end|>\n"
+                      "<|im_start|>assistant\n")
+            stop = ["<|im_start|>", "\n\n"]
+        else:
+            prompt, stop = f"{system}\n\nUser: {user(said)}\nAssistant: ", ["\nUser:", "\n\n"]
+        return BatchRequest(user.resolve([prompt]), stop=tuple(stop),
+                            **self.services.sampling(max_new_tokens=max_new_tokens,
+                                                     repeat_penalty=FREE_TEXT_REPEAT_PENALTY))
 
 
 def _clean_reply(text: str) -> str:

@@ -38,18 +38,27 @@ class TaskRequest:
         name, _, variant = spec.strip().partition(":")
         name = name.strip().lower().replace("-", "_")
         if name not in TASKS:
-            raise BadInputError(f"unknown task {spec!r}; valid tasks: {', '.join(TASKS)} (optionally 'task:variant')")
+            raise BadInputError(f"unknown task {spec!r}; valid tasks: {', '.join(TASKS)} (optionally 'task:variant'), or 'all'")
         return cls(name, variant.strip().lower() or None)
 
     def __str__(self) -> str:
         return self.task if self.variant is None else f"{self.task}:{self.variant}"
 
 
+ALL = "all"
+
+
 def parse_tasks(specs: "Iterable[str | TaskRequest] | str") -> list[TaskRequest]:
-    """Parse a list of task specs (a single string may hold several, comma separated)."""
+    """Parse a list of task specs (a single string may hold several, comma separated); "all" stands
+    for the six tasks in their default variants."""
     if isinstance(specs, str):
         specs = [s for s in specs.split(",") if s.strip()]
-    out = [TaskRequest.parse(s) for s in specs]
+    out = []
+    for spec in specs:
+        if isinstance(spec, str) and spec.strip().lower() == ALL:
+            out.extend(TaskRequest(task) for task in TASKS)
+        else:
+            out.append(TaskRequest.parse(spec))
     if not out:
         raise BadInputError(f"no task given; valid tasks: {', '.join(TASKS)}")
     return out

@@ -27,6 +27,13 @@ def test_task_requests():
         parse_tasks([])
 
 
+def test_all_stands_for_the_six_tasks():
+    from emox_edge.results import TASKS
+
+    assert [r.task for r in parse_tasks("all")] == list(TASKS) and len(TASKS) == 6
+    assert [str(r) for r in parse_tasks(["emotion:meld", "ALL"])][:2] == ["emotion:meld", "sentiment"]
+
+
 # ----------------------------------------------------------------------------- questions
 def test_questions_come_verbatim_from_the_manifest(book):
     spec = packaged_spec()["tasks"]
