@@ -256,17 +256,20 @@ class Analyzer:
         return self.answer_clips([perceived], requests)[0]
 
     def perceive_clip(self, clip: Clip, *, history: Sequence[str] = (), tracker: Any = None, speech: Any = None,
-                      live: bool = False) -> PerceivedClip:
+                      live: bool = False, known_faces: Sequence[tuple] | None = None) -> PerceivedClip:
         """The first half of ``analyze_clip``: faces, voice activity, words and the kind's perception.
 
         The result holds no more of the clip than its last analysed frame, so it can be queued or
         sent to another process; ``answer_clips`` answers the tasks of several of them together.
+        ``known_faces``: (time, faces) of frames of the clip already analysed with ``tracker`` (the
+        server's faces overlay): sampled frames they cover are not detected again (``FaceStage.detect``).
         """
         if self._faces is None:
             raise BadInputError("this analyzer answers only (options.stages='language'): perceive with an "
                                 "analyzer opened with stages 'all' or 'perception'")
         t_start = time.perf_counter()
-        frame_faces, timings = self._faces.detect(clip.frames, clip.frame_times, tracker=tracker)
+        frame_faces, timings = self._faces.detect(clip.frames, clip.frame_times, tracker=tracker,
+                                                   known=known_faces)
         clip, transcript, segments, said_before = self._hear(clip, speech or self.speech_stage(), live, timings)
         evidence = None
         if clip.frames.shape[0] or clip.audio.size:

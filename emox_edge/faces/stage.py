@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -85,26 +85,95 @@ class FaceStage:
         if self.detector is None:
             return ()
         frame = np.ascontiguousarray(frame)
-        faces = (tracker or self.tracker).update(self.detector.detect(frame), t=t)
-        if self.expression is not None and faces:
-            faces = self.expression.annotate(frame, faces)
-        return tuple(faces)
+        return self._express(frame, (tracker or self.tracker).update(self.detector.detect(frame), t=t))
 
-    def detect(self, frames: np.ndarray, times: np.ndarray, *, tracker: Any = None
-               ) -> tuple[list[FrameFaces], dict[str, float]]:
-        """Faces on ``n_frames`` frames spread over the clip; returns them and the ms spent."""
+    def detect(self, frames: np.ndarray, times: np.ndarray, *, tracker: Any = None,
+               known: Sequence[FrameFaces] | None = None) -> tuple[list[FrameFaces], dict[str, float]]:
+        """Faces on ``n_frames`` frames spread over the clip; returns them and the ms spent.
+
+        ``known``: (time, tracked faces) of frames already analysed with the same ``tracker`` (a
+        server's faces overlay). A sampled frame within half a sampling interval of a known frame
+        inside the clip's span (its first to last frame time) takes that frame's faces (its time,
+        boxes, landmarks, expressions and ids) instead of being detected again; each known frame
+        serves once, and those outside the span only lend ids. The other sampled frames are detected; one
+        older than the tracker's ``clock`` (the overlay went ahead) does not move the tracker back
+        (``update`` would take it for a new stream and drop every track): its faces take the ids of
+        the faces they overlap in the nearest analysed frame, or new ids. With ``known`` the
+        timings also count ``faces_reused`` and ``faces_detected`` frames.
+        """
         if self.detector is None or frames.shape[0] == 0:
             return [], {}
         t0 = time.perf_counter()
-        out = [(float(times[i]), self.detect_frame(frames[i], t=float(times[i]), tracker=tracker))
-               for i in pick_frames(frames.shape[0], self.n_frames)]
-        return out, {"faces_ms": (time.perf_counter() - t0) * 1000.0}
+        tracker = tracker or self.tracker
+        picks = pick_frames(frames.shape[0], self.n_frames)
+        if known is None:
+            out = [(float(times[i]), self.detect_frame(frames[i], t=float(times[i]), tracker=tracker)) for i in picks]
+            return out, {"faces_ms": (time.perf_counter() - t0) * 1000.0}
+        known = sorted(((float(t), tuple(faces)) for t, faces in known), key=lambda item: item[0])
+        spaced = [float(times[i]) for i in picks]
+        first, last = float(times[0]), float(times[-1])
+        tolerance = max(0.5 * (spaced[-1] - spaced[0]) / max(len(spaced) - 1, 1), 1e-3)
+        used: set[int] = set()
+        slots: list[FrameFaces | int] = []  # a known frame, or the index of a frame to detect
+        for i, t in zip(picks, spaced):
+            near = [j for j, (tk, _) in enumerate(known)
+                    if j not in used and abs(tk - t) <= tolerance and first <= tk <= last]
+            if near:
+                j = min(near, key=lambda j: abs(known[j][0] - t))
+                used.add(j)
+                slots.append(known[j])
+            else:
+                slots.append(i)
+        out: list[FrameFaces] = []
+        for slot in slots:
+            if not isinstance(slot, int):
+                out.append(slot)
+                continue
+            t, frame = float(times[slot]), np.ascontiguousarray(frames[slot])
+            found = self.detector.detect(frame)
+            clock = tracker.clock
+            if clock is None or t >= clock:
+                faces = tracker.update(found, t=t)
+            else:
+                faces = _borrow_ids(found, t, [*known, *out], tracker)
+            out.append((t, self._express(frame, faces)))
+        out.sort(key=lambda item: item[0])
+        return out, {"faces_ms": (time.perf_counter() - t0) * 1000.0, "faces_reused": float(len(used)),
+                     "faces_detected": float(len(slots) - len(used))}
+
+    def _express(self, frame: np.ndarray, faces) -> tuple[Face, ...]:
+        if self.expression is not None and faces:
+            faces = self.expression.annotate(frame, faces)
+        return tuple(faces)
 
     def close(self) -> None:
         for part in (self.detector, self.expression):
             if part is not None:
                 part.close()
         self.detector = self.expression = None
+
+
+def _borrow_ids(faces: Sequence[Face], t: float, analysed: Sequence[FrameFaces], tracker: Any) -> list[Face]:
+    """``faces`` of a frame at ``t`` with the ids of the faces they overlap (IoU >= the tracker's
+    ``iou_threshold``, best total first) in the analysed frame with faces nearest in time; new ids for the rest."""
+    import dataclasses
+
+    from emox_edge.faces._boxes import iou_matrix
+    from emox_edge.faces.tracker import linear_assignment
+
+    faces = list(faces)
+    ids: list[int | None] = [None] * len(faces)
+    near = sorted((item for item in analysed if any(f.track_id is not None for f in item[1])),
+                  key=lambda item: abs(item[0] - t))
+    others = [f for f in (near[0][1] if near else ()) if f.track_id is not None]
+    if faces and others:
+        overlaps = iou_matrix([f.box for f in faces], [f.box for f in others])
+        threshold = getattr(tracker, "iou_threshold", 0.3)
+        for i, j in linear_assignment(1.0 - overlaps):
+            if overlaps[i, j] >= threshold:
+                ids[i] = others[j].track_id
+    return [dataclasses.replace(face, track_id=tracker.new_id() if ids[i] is None else ids[i])
+            for i, face in enumerate(faces)]
 
 
 def _entry(bundle: Bundle, dotted: str) -> Any:

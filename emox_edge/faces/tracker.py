@@ -220,6 +220,17 @@ class FaceTracker:
         self._tracks = [track for track in by_id.values() if not self._expired(track, now)]
         return [dataclasses.replace(face, track_id=ids[i]) for i, face in enumerate(faces)]
 
+    @property
+    def clock(self) -> float | None:
+        """The latest frame time given to ``update`` (the update count for untimed frames); None before any."""
+        return self._clock
+
+    def new_id(self) -> int:
+        """An id no track has had and none will get, for a face labelled outside ``update`` (e.g. on a
+        frame older than ``clock``, which ``update`` would take for a new stream)."""
+        self._next_id += 1
+        return self._next_id - 1
+
     def reset(self) -> None:
         """Forget every track and the clock; ids start again at 1."""
         self._tracks = []

@@ -1,11 +1,17 @@
 """What a worker runs for a session: decode a window's frames into a ``Clip`` and analyse it, whole
 (``analyse_window``) or in two halves so that clips of several sessions are answered together
 (``perceive_window``, then ``answer_windows`` for a round of them); detect faces on one frame. All
-run on a worker thread, with that worker's analyzer."""
+run on a worker thread, with that worker's analyzer.
+
+A session's faces overlay and its clips share its tracker, and the overlay's analysed frames are kept
+(``SeenFaces``) for the clips: a clip's perception takes the overlay's faces for the sampled frames
+they cover and detects only the others (``FaceStage.detect(known=...)``)."""
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +46,28 @@ class PerceivedWindow:
     bad_frames: list[float]
     frames: int
     perceive_ms: float
+
+
+class SeenFaces:
+    """The faces overlay's analysed frames of one session: (time, frame size, tracked faces), the last
+    ``keep`` of them, for its clips' perception to reuse. Written and read on worker threads (never
+    two jobs of one session at once, but possibly two workers one after the other), hence the lock."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self._frames: collections.deque = collections.deque(maxlen=keep)
+        self._lock = threading.Lock()
+
+    def add(self, t: float, size: tuple[int, int], faces) -> None:
+        with self._lock:
+            self._frames.append((float(t), size, tuple(faces)))
+
+    def around(self, start: float, end: float, size: tuple[int, int], *, margin: float = 1.0) -> list:
+        """(time, faces) of the frames of ``size`` (width, height) analysed in ``[start - margin, end
+        + margin]``; older frames are forgotten (a session's clips come in order)."""
+        with self._lock:
+            while self._frames and self._frames[0][0] < start - margin:
+                self._frames.popleft()
+            return [(t, faces) for t, s, faces in self._frames if s == size and t <= end + margin]
 
 
 def pick(n: int, k: int) -> list[int]:
@@ -104,16 +132,21 @@ def analyse_window(analyzer: Any, window: Window, config: SessionConfig, *, sour
 
 
 def perceive_window(analyzer: Any, window: Window, config: SessionConfig, *, source: str, max_frames: int,
-                    tracker: Any = None, wait: bool = True) -> Perceived | ClipOutcome | None:
+                    tracker: Any = None, wait: bool = True, seen: SeenFaces | None = None
+                    ) -> Perceived | ClipOutcome | None:
     """The first half of ``analyse_window``: a ``Perceived`` for ``answer_windows``, or the final
     outcome when nothing is left to answer (as ``analyse_window``). ``wait=False``: answer it at once
-    rather than in a round (``Perceived.wait``)."""
+    rather than in a round (``Perceived.wait``). ``seen``: the session's overlay frames, reused where
+    they cover the clip's sampled frames (then ``tracker`` must be the one the overlay used)."""
     clip, bad = build_clip(window, config, source=source, max_frames=max_frames)
     if clip.frames.shape[0] == 0 and not clip.audio.any():
         return ClipOutcome({}, bad, 0, 0.0) if bad else None
     requests = analyzer.check_tasks(list(config.tasks))
+    known = None
+    if seen is not None and clip.frames.shape[0]:
+        known = seen.around(window.start, window.end, (int(clip.frames.shape[2]), int(clip.frames.shape[1])))
     t0 = time.perf_counter()
-    perceived = analyzer.perceive_clip(clip, history=config.history, tracker=tracker)
+    perceived = analyzer.perceive_clip(clip, history=config.history, tracker=tracker, known_faces=known)
     item = PerceivedWindow(perceived, requests, bad, int(clip.frames.shape[0]), (time.perf_counter() - t0) * 1000.0)
     return Perceived(item, answer_windows, wait=wait)
 
@@ -137,15 +170,19 @@ def answer_windows(analyzer: Any, items: list[PerceivedWindow]) -> list[ClipOutc
             for w, r in zip(items, results)]
 
 
-def detect_faces(analyzer: Any, data: bytes, *, t: float, tracker: Any) -> dict[str, Any] | None:
-    """The ``faces`` message for one JPEG frame (None if it does not decode). An analyzer with its own
-    ``detect_faces_jpeg`` (a remote one, as above) is handed the JPEG as is."""
+def detect_faces(analyzer: Any, data: bytes, *, t: float, tracker: Any,
+                 seen: SeenFaces | None = None) -> dict[str, Any] | None:
+    """The ``faces`` message for one JPEG frame (None if it does not decode), its faces kept in ``seen``
+    for the session's clips. An analyzer with its own ``detect_faces_jpeg`` (a remote one, as above)
+    is handed the JPEG as is (and nothing is kept)."""
     if hasattr(analyzer, "detect_faces_jpeg"):
         return analyzer.detect_faces_jpeg(data, t=t, tracker=tracker)
     rgb = decode_jpeg(data)
     if rgb is None:
         return None
     faces = analyzer.detect_faces(rgb, t=t, tracker=tracker)
+    if seen is not None:
+        seen.add(t, (int(rgb.shape[1]), int(rgb.shape[0])), faces)
     return {"type": "faces", "t": t, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
             "faces": [face_message(face) for face in faces]}
 

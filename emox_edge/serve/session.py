@@ -41,6 +41,7 @@ class StreamSession:
         self.config: SessionConfig | None = None
         self.windower: Windower | None = None
         self.tracker = FaceTracker()  # face ids per session, not shared with other streams
+        self.seen = jobs.SeenFaces()  # the overlay's analysed frames, reused by the clips' perception
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.finished = asyncio.Event()
         self.ending = False
@@ -100,7 +101,7 @@ class StreamSession:
 
     def _submit(self, window: Window) -> None:
         config, source = self.config, f"stream:{self.id}"
-        max_frames, tracker = self.options.clip_frames, self.tracker
+        max_frames, tracker, seen = self.options.clip_frames, self.tracker, self.seen
 
         def run(analyzer):  # the session's own tracker: face ids never mix across streams
             return jobs.analyse_window(analyzer, window, config, source=source, max_frames=max_frames,
@@ -112,7 +113,7 @@ class StreamSession:
 
         def perceive(analyzer):
             return jobs.perceive_window(analyzer, window, config, source=source, max_frames=max_frames,
-                                        tracker=tracker, wait=wait)
+                                        tracker=tracker, wait=wait, seen=seen)
 
         job = Job(self.id, run, lambda value, error: self._from_worker(self._clip_done, job, value, error),
                   meta={"frames": len(window.frames), "audio_s": window.audio.size / 16000.0,
@@ -131,10 +132,10 @@ class StreamSession:
         if fps <= 0 or (self._last_faces_t is not None and t - self._last_faces_t < 1.0 / fps):
             return
         self._last_faces_t = t
-        tracker = self.tracker
+        tracker, seen = self.tracker, self.seen
 
         def run(analyzer):
-            return jobs.detect_faces(analyzer, data, t=t, tracker=tracker)
+            return jobs.detect_faces(analyzer, data, t=t, tracker=tracker, seen=seen)
 
         job = Job(self.id, run, lambda value, error: self._from_worker(self._faces_done, job, value, error))
         if self.pool.scheduler.put_slot(job) is not None:
