@@ -62,7 +62,21 @@ def run(args: argparse.Namespace) -> int:
 
     analyzers = []
     try:
-        for _ in range(serve_options.workers):
+        analyzers.append(open_analyzer(args, options))
+        workers = serve_options.workers
+        if workers is None:
+            from dataclasses import replace
+
+            from emox_edge.serve.options import auto_workers
+
+            workers, n_threads = auto_workers(analyzers[0].kind, options.n_threads)
+            if n_threads != options.n_threads:  # reopen single-threaded, one per free core
+                analyzers.pop().close()
+                options = replace(options, n_threads=n_threads)
+                analyzers.append(open_analyzer(args, options))
+            log.info("%d worker(s) with %s thread(s) each (--workers / --n-threads to choose)", workers,
+                     options.n_threads or "automatic")
+        for _ in range(workers - 1):
             analyzers.append(open_analyzer(args, options))
         serve_forever(create_app(analyzers, serve_options), serve_options)
     finally:

@@ -146,7 +146,7 @@ def serve_on_ray(bundle: str | None, analyzer_options: AnalyzerOptions, serve_op
     ``KeyboardInterrupt``: exit 130), and then delete the applications and stop the local Ray
     instance; SIGTERM raises the CLI's ``Terminated`` (exit 143) where Ray's own handler would exit 15.
     """
-    if serve_options.workers != 1:
+    if serve_options.workers not in (None, 1):
         raise BadInputError(f"option workers={serve_options.workers} is for local analyzers; with --ray give "
                             "--replicas perception=N,language=M")
     from emox_edge.cli.run import Terminated

@@ -49,7 +49,10 @@ class ServeOptions:
         queue_clips: clips of one session waiting for analysis; when one more is ready the oldest
             waiting one is dropped and counted.
         workers: analyzers, each with its own copy of the models and its own thread, that share the
-            queued work.
+            queued work. None (``emox-edge serve``'s default): for a lite bundle with no --n-threads,
+            one single-threaded worker per free physical core, at most 4 (two such workers kept up with
+            four real-time streams on 2 cores where one two-threaded worker did not; docs/serve.md);
+            otherwise 1.
         batch_clips: the most clips, one per session, whose tasks the language core answers together
             in one batch (one llama.cpp sequence per question); 1 answers every clip on its own.
         batch_delay_ms: how long a batch waits for other sessions' clips once it holds one (0: it
@@ -69,7 +72,7 @@ class ServeOptions:
     max_upload_mb: float = field(default=200.0, metadata={"metavar": "MB"})
     max_message_kb: float = field(default=1024.0, metadata={"metavar": "KB"})
     queue_clips: int = field(default=2, metadata={"metavar": "N"})
-    workers: int = field(default=1, metadata={"metavar": "N"})
+    workers: int | None = field(default=None, metadata={"metavar": "N"})
     batch_clips: int = field(default=8, metadata={"metavar": "N"})
     batch_delay_ms: float = field(default=0.0, metadata={"metavar": "MS"})
     faces_fps: float = field(default=4.0, metadata={"metavar": "FPS"})
@@ -86,6 +89,8 @@ class ServeOptions:
         for name, minimum in (("max_streams", 1), ("queue_clips", 1), ("workers", 1), ("clip_frames", 1),
                               ("batch_clips", 1)):
             value = getattr(self, name)
+            if name == "workers" and value is None:  # chosen when the bundle is known (auto_workers)
+                continue
             _check(isinstance(value, int) and not isinstance(value, bool) and value >= minimum, name, value,
                    f"an integer >= {minimum}")
         for name in ("max_upload_mb", "max_message_kb", "max_window_s"):
@@ -106,3 +111,18 @@ class ServeOptions:
     @property
     def max_message_bytes(self) -> int:
         return int(self.max_message_kb * 1024)
+
+
+MAX_AUTO_WORKERS = 4
+
+
+def auto_workers(kind: str, n_threads: int | None) -> tuple[int, int | None]:
+    """``(workers, n_threads)`` when ``ServeOptions.workers`` is None: a lite bundle without a thread count
+    gets one single-threaded analyzer per free physical core (at most ``MAX_AUTO_WORKERS``); anything
+    else one analyzer with ``n_threads`` as given."""
+    if kind != "lite" or n_threads is not None:
+        return 1, n_threads
+    from emox_edge.devices import default_threads
+
+    workers = min(default_threads(), MAX_AUTO_WORKERS)
+    return (workers, 1) if workers > 1 else (1, None)

@@ -232,3 +232,18 @@ def test_options_refuse_a_public_address_without_a_token():
         ServeOptions(max_streams=0)
     with pytest.raises(BadInputError, match="token"):
         ServeOptions(token="short")
+
+
+def test_workers_default_to_one_single_threaded_lite_analyzer_per_free_core(monkeypatch):
+    import emox_edge.devices as devices
+    from emox_edge.errors import BadInputError
+    from emox_edge.serve.options import MAX_AUTO_WORKERS, auto_workers
+
+    assert ServeOptions().workers is None and ServeOptions(workers=2).workers == 2
+    with pytest.raises(BadInputError, match="workers"):
+        ServeOptions(workers=0)
+    for free, expected in ((1, (1, None)), (2, (2, 1)), (16, (MAX_AUTO_WORKERS, 1))):
+        monkeypatch.setattr(devices, "default_threads", lambda free=free: free)  # the host's free cores
+        assert auto_workers("lite", None) == expected
+        assert auto_workers("nano-emox", None) == (1, None)  # a 3 GiB bundle is not copied per core
+        assert auto_workers("lite", 2) == (1, 2)  # a thread count given: one analyzer with it
