@@ -47,10 +47,19 @@ def tasks_from_args(args: argparse.Namespace) -> list[str]:
     return specs
 
 
-def open_analyzer(args: argparse.Namespace, options: AnalyzerOptions):
-    """The analyzer of ``--bundle``, or of the default lite bundle (built on first use)."""
-    from emox_edge.analyzer import Analyzer
+def open_bundle(args: argparse.Namespace):
+    """The ``Bundle`` of ``--bundle``, or the default lite bundle (built on first use)."""
+    from emox_edge.bundle import Bundle
+    from emox_edge.default_bundle import default_bundle_path
 
     if args.bundle is None:
         log.info("no --bundle given: using the default lite bundle")
-    return Analyzer.from_bundle(args.bundle, options)
+        return Bundle.open(default_bundle_path())
+    return Bundle.open(args.bundle)
+
+
+def open_analyzer(args: argparse.Namespace, options: AnalyzerOptions, bundle=None):
+    """The analyzer of ``bundle`` (opened from ``--bundle`` or the default lite bundle when None)."""
+    from emox_edge.analyzer import Analyzer
+
+    return Analyzer.from_bundle(bundle or open_bundle(args), options)

@@ -15,7 +15,7 @@ import argparse
 import logging
 import os
 
-from emox_edge.cli._options import add_bundle_flag, add_option_flags, open_analyzer, options_from_args
+from emox_edge.cli._options import add_bundle_flag, add_option_flags, open_analyzer, open_bundle, options_from_args
 
 log = logging.getLogger("emox_edge.cli.serve")
 
@@ -60,24 +60,21 @@ def run(args: argparse.Namespace) -> int:
     from emox_edge.serve.app import create_app
     from emox_edge.serve.server import serve_forever
 
+    bundle = open_bundle(args)
+    workers = serve_options.workers
+    if workers is None:
+        from dataclasses import replace
+
+        from emox_edge.serve.options import auto_workers
+
+        workers, n_threads = auto_workers(bundle.kind, options.n_threads)
+        options = replace(options, n_threads=n_threads)
+        log.info("%d worker(s) with %s thread(s) each (--workers / --n-threads to choose)", workers,
+                 options.n_threads or "automatic")
     analyzers = []
     try:
-        analyzers.append(open_analyzer(args, options))
-        workers = serve_options.workers
-        if workers is None:
-            from dataclasses import replace
-
-            from emox_edge.serve.options import auto_workers
-
-            workers, n_threads = auto_workers(analyzers[0].kind, options.n_threads)
-            if n_threads != options.n_threads:  # reopen single-threaded, one per free core
-                analyzers.pop().close()
-                options = replace(options, n_threads=n_threads)
-                analyzers.append(open_analyzer(args, options))
-            log.info("%d worker(s) with %s thread(s) each (--workers / --n-threads to choose)", workers,
-                     options.n_threads or "automatic")
-        for _ in range(workers - 1):
-            analyzers.append(open_analyzer(args, options))
+        for _ in range(workers):
+            analyzers.append(open_analyzer(args, options, bundle))
         serve_forever(create_app(analyzers, serve_options), serve_options)
     finally:
         for analyzer in analyzers:
