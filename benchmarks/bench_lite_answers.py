@@ -89,7 +89,7 @@ def measure(lm: str, *, limit: int | None, reason: str | None, threads: int) -> 
             if want.get("open_vocab") and not tasks["open_vocab_emotion"].abstained:
                 flags["open_vocab_hit"].append(any(w in want["open_vocab"] for w in tasks["open_vocab_emotion"].labels))
             if not tasks["reason"].abstained:
-                invented = invented_numbers(tasks["reason"].text, case, text_valence(words) if words.strip() else None)
+                invented = invented_numbers(tasks["reason"].text, case, text_valence(words))
                 flags["reason_invents"].append(bool(invented))
             if want.get("reply"):
                 check = check_reply(tasks["empathize"].reply or "", want["reply"], data["reply_sets"], words)

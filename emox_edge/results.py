@@ -6,9 +6,10 @@ Timings are milliseconds, every key ends in ``_ms`` (counts excepted), the same 
   tracking and expression), ``preprocess_ms`` and ``encoder_<graph>_ms`` (Nano-EmoX), ``vad_ms`` and
   ``prosody_ms`` (lite), ``asr_ms`` (speech recognition), ``perceive_ms`` (every perception
   stage), ``prefill_ms`` and ``decode_ms`` (the language core: the longest task's, as the tasks run in
-  one batch), ``answer_ms`` (the batch), ``total_ms`` (perceive + answer);
+  one batch), ``answer_ms`` (the batch), ``total_ms`` (perceive + answer); in the server,
+  ``faces_reused`` / ``faces_detected`` count the sampled frames taken from the faces overlay or detected;
 - per task (``TaskResult.timings``): ``prefill_ms``, ``decode_ms``, ``n_prompt``, ``n_generated``
-  (token counts) and ``total_ms``.
+  (token counts) and ``total_ms``; the lite bundle's intent has ``intent_encoder_ms`` instead.
 """
 
 from __future__ import annotations

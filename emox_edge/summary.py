@@ -9,9 +9,11 @@ def task_summary(result: Any, *, width: int = 80) -> str:
     """A short text for one task: label(s), score, or the (shortened) reply."""
     if getattr(result, "abstained", False):
         return f"(abstained: {result.abstain_reason})"
-    if result.task in ("empathize", "reason"):  # the sentences are the answer; the label is what they explain
-        body = result.reply if result.task == "empathize" and result.reply is not None else result.text
-        text = f"[{result.label}] {body}" if result.label and result.task == "empathize" else body
+    if result.task == "empathize":
+        body = result.reply if result.reply is not None else result.text
+        text = f"[{result.label}] {body}" if result.label else body
+    elif result.task == "reason":  # its sentences are the answer; its label is the emotion they explain
+        text = result.text
     elif result.labels:
         text = ", ".join(result.labels)
     elif result.score is not None:

@@ -194,10 +194,7 @@ class LiteKind(BundleKind):
              repeat_penalty: float = FREE_TEXT_REPEAT_PENALTY, candidates=None) -> BatchRequest:
         """A language-core request. Small models loop under greedy decoding, so free text gets a repeat penalty."""
         core = self.services.core
-        budget = max(64, core.n_ctx // 4)  # an over-long transcript keeps its most recent words
-        count = lambda text: len(core.tokenize(text, special=False))  # noqa: E731
-        words = trim_text_to_tokens(words, count, budget)
-        history = _recent_turns(history, count, budget)
+        words, history = self._fitted(words, history)
         user = UntrustedText(core.has_special)  # a transcript must not inject <|im_end|>
         segments = user.resolve(self.builder.segments(p, question, subtitle=user(words),
                                                       history=[user(turn) for turn in history],
@@ -270,7 +267,7 @@ class LiteKind(BundleKind):
         cfg = table("tasks")["reason"]
         variant = variant or cfg["variants"]["default_small" if self.small_core else "default"]
         if variant == "evidence":
-            text, label = evidence_reason(p, words, text_valence(words) if words.strip() else None)
+            text, label = evidence_reason(p, words, text_valence(words))
             return TaskResult("reason", text, label=label, labels=(label,) if label else (), valid=True)
         ask = self._ask(p, words, history, cfg["question"], max_new_tokens=cfg["max_new_tokens"])
 
@@ -286,7 +283,7 @@ class LiteKind(BundleKind):
         """The chain from the evidence (``lite.explain``), then the reply to the person's words as a chat
         turn, the emotion seen in the system turn; never empty, cut at its last whole sentence when capped."""
         cfg = table("tasks")["empathize"]
-        chain = evidence_chain(p, words, text_valence(words) if words.strip() else None)
+        chain = evidence_chain(p, words, text_valence(words))
         ask = self._reply_request(p, words, history, max_new_tokens=cfg["max_new_tokens"])
 
         def finish(replies) -> Step:
@@ -307,21 +304,21 @@ class LiteKind(BundleKind):
         return Ask([ask], finish)
 
     def _reply_request(self, p: Perception, words: str, history, *, max_new_tokens: int) -> BatchRequest:
-        core = self.services.core
-        count = lambda text: len(core.tokenize(text, special=False))  # noqa: E731
-        budget = max(64, core.n_ctx // 4)
-        user = UntrustedText(core.has_special)  # the words must not inject <|im_end|>
-        system, said = reply_messages(p, trim_text_to_tokens(words, count, budget),
-                                      [user(turn) for turn in _recent_turns(history, count, budget)])
-        if self.builder.chat_format == "chatml":
-            prompt = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user(said)}<|im_end|>\n"
-                      "<|im_start|>assistant\n")
-            stop = ["<|im_start|>", "\n\n"]
-        else:
-            prompt, stop = f"{system}\n\nUser: {user(said)}\nAssistant: ", ["\nUser:", "\n\n"]
-        return BatchRequest(user.resolve([prompt]), stop=tuple(stop),
+        words, history = self._fitted(words, history)
+        user = UntrustedText(self.services.core.has_special)  # the words must not inject <|im_end|>
+        system, said = reply_messages(p, words, [user(turn) for turn in history])
+        stop = ("<|im_start|>", "\n\n") if self.builder.chat_format == "chatml" else ("\nUser:", "\n\n")
+        return BatchRequest(user.resolve(self.builder.chat(system, [user(said)])), stop=stop,
                             **self.services.sampling(max_new_tokens=max_new_tokens,
                                                      repeat_penalty=FREE_TEXT_REPEAT_PENALTY))
+
+    def _fitted(self, words: str, history) -> tuple[str, list[str]]:
+        """The words and the most recent dialogue turns, each within a quarter of the context (an
+        over-long transcript keeps its most recent words)."""
+        core = self.services.core
+        budget = max(64, core.n_ctx // 4)
+        count = lambda text: len(core.tokenize(text, special=False))  # noqa: E731
+        return trim_text_to_tokens(words, count, budget), _recent_turns(history, count, budget)
 
 
 def _clean_reply(text: str) -> str:
@@ -344,7 +341,7 @@ def _fused_valence(p: Perception, words: str) -> float:
     valences = table("expression_valence")
     face = sum(prob * float(valences[c]) for c, prob in p.expression.items()) if p.expression else None
     voice = p.voice.valence if p.voice is not None else None
-    fused = fuse_valence(face, voice, text_valence(words) if words.strip() else None)
+    fused = fuse_valence(face, voice, text_valence(words))
     return 0.0 if fused is None else float(fused)
 
 

@@ -102,11 +102,15 @@ class PromptBuilder:
         user.extend(self.perception_segments(perception))
         said = self._chat["subtitle"].format(subtitle=subtitle.strip()) if subtitle.strip() else self._chat["no_subtitle"]
         user.append(f"\n{said}\n{question}")
+        return self.chat(self._chat["system"], user, assistant_prefix=assistant_prefix)
+
+    def chat(self, system: str, user: Sequence, *, assistant_prefix: str = "") -> list:
+        """A system turn, a user turn of ``user`` segments and the assistant's turn opened, in the core's format."""
         if self.chat_format == "chatml":
-            head = f"<|im_start|>system\n{self._chat['system']}<|im_end|>\n<|im_start|>user\n"
+            head = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
             tail = f"<|im_end|>\n<|im_start|>assistant\n{assistant_prefix}"
         else:
-            head = f"{self._chat['system']}\n\nUser: "
+            head = f"{system}\n\nUser: "
             tail = f"\nAssistant: {assistant_prefix}"
         return _merge_text([head, *user, tail])
 

@@ -42,6 +42,11 @@ OUTPUT_NAME = "embedding"
 _BATCH = 32
 
 
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise BadInputError(f"unknown intent rule {rule!r}; choose one of: {', '.join(RULES)}")
+
+
 def batch_ids(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Pad id rows with 0 into (input_ids, attention_mask), both int64 [batch, longest]."""
     longest = max(len(r) for r in rows)
@@ -160,8 +165,7 @@ class IntentClassifier:
     """
 
     def __init__(self, encoder: SentenceEncoder, prototypes: Mapping[str, Sequence[str]], *, rule: str = DEFAULT_RULE):
-        if rule not in RULES:
-            raise BadInputError(f"unknown intent rule {rule!r}; choose one of: {', '.join(RULES)}")
+        _check_rule(rule)
         self.encoder = encoder
         self.rule = rule
         self.labels = tuple(prototypes)
@@ -192,8 +196,7 @@ class IntentClassifier:
             BundleError: a file is corrupt or of the wrong form (the message names it).
             BadInputError: ``rule`` is unknown.
         """
-        if rule not in RULES:
-            raise BadInputError(f"unknown intent rule {rule!r}; choose one of: {', '.join(RULES)}")
+        _check_rule(rule)
         prototypes = load_prototypes(prototypes_path, labels=labels)
         encoder = SentenceEncoder.from_files(model_path, vocab_path, device=device, n_threads=n_threads)
         return cls(encoder, prototypes, rule=rule)
@@ -218,8 +221,7 @@ class IntentClassifier:
     def scores_of(self, embeddings: np.ndarray, rule: str | None = None) -> np.ndarray:
         """[n, labels] scores of unit-length ``embeddings`` under ``rule`` (default: this classifier's)."""
         rule = rule or self.rule
-        if rule not in RULES:
-            raise BadInputError(f"unknown intent rule {rule!r}; choose one of: {', '.join(RULES)}")
+        _check_rule(rule)
         if rule == "centroid":
             return embeddings @ self._centroids.T
         sims = embeddings @ self._embeddings.T

@@ -17,6 +17,6 @@ def test_made_up_numbers_are_caught_and_measured_ones_are_not():
 def test_the_evidence_reason_never_invents_on_the_eval_set():
     for case in load_eval()["cases"]:
         words = case["transcript"]
-        valence = text_valence(words) if words.strip() else None
+        valence = text_valence(words)
         text, _ = evidence_reason(perception_of(case), words, valence)
         assert invented_numbers(text, case, valence) == [], (case["id"], text)
