@@ -69,7 +69,8 @@ def child(config: dict, data: Path) -> dict:
 
     rss_lib, _ = rss_mib()
     started = time.perf_counter()
-    model = Transcriber.from_dir(config["dir"], n_threads=config["threads"], context_pad_s=config["context_pad_s"])
+    model = Transcriber.from_dir(config["dir"], n_threads=config["threads"], context_pad_s=config["context_pad_s"],
+                                 beam_size=config.get("beam_size", 2))
     load_s = time.perf_counter() - started
     rss_loaded, _ = rss_mib()
     options = SpeechOptions()
@@ -142,11 +143,11 @@ def cpu_info() -> dict:
 
 def render(report: dict) -> str:
     lines = [f"CPU: {report['machine']['cpu']} ({', '.join(report['machine']['isa'])}), load {report['machine']['load_avg_1m']}",
-             "", "| model | threads | encoder context | RTF per sentence | RTF 40 s stream | live latency mean / max (s) "
-             "| added RSS MiB: sentences / all (peak) | of which library / model | WER |", "|---|---|---|---|---|---|---|---|---|"]
+             "", "| model | threads | beams | encoder context | RTF per sentence | RTF 40 s stream | live latency mean / max (s) "
+             "| added RSS MiB: sentences / all (peak) | of which library / model | WER |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
         context = "30 s" if r["context_pad_s"] is None else f"speech + {r['context_pad_s']:g} s"
-        lines.append(f"| {r['model']} | {r['threads']} | {context} | {r['rtf']:.3f} | {r['rtf_30s']:.3f} | "
+        lines.append(f"| {r['model']} | {r['threads']} | {r.get('beam_size', 2)} | {context} | {r['rtf']:.3f} | {r['rtf_30s']:.3f} | "
                      f"{r['latency_mean_s']:.2f} / {r['latency_max_s']:.2f} | {r['rss_sentences_mib']:.0f} / {r['rss_added_mib']:.0f} "
                      f"({r['rss_peak_added_mib']:.0f}) | {r['rss_library_mib']:.0f} / {r['rss_model_mib']:.0f} | {r['wer']:.3f} |")
     ids = [x for r in report["runs"] for x in r["language_id"]][: len(OTHER)]
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["base", "tiny.en"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--beams", nargs="+", type=int, default=[2], help="beam sizes (1: greedy; default 2)")
+    parser.add_argument("--context-pads", nargs="+", type=float, default=None,
+                        help="seconds of silence after the speech in the encoder's context (default: the runtime's)")
     parser.add_argument("--full-context", action="store_true", default=True,
                         help="also run base with Whisper's full 30 s encoder window (the default is speech + 3 s)")
     parser.add_argument("--no-full-context", dest="full_context", action="store_false")
@@ -183,11 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         vad = str(sources.fetch("silero-vad"))
         configs = []
         for model in args.models:
-            contexts = [CONTEXT_PAD_S] + ([None] if args.full_context and model == "base" else [])
+            contexts = (args.context_pads or [CONTEXT_PAD_S]) + ([None] if args.full_context and model == "base" else [])
             for context in contexts:
                 for threads in args.threads:
-                    configs.append({"model": model, "threads": threads, "context_pad_s": context,
-                                    "dir": str(fetch_whisper(model)), "vad": vad})
+                    for beams in args.beams:
+                        configs.append({"model": model, "threads": threads, "context_pad_s": context, "beam_size": beams,
+                                        "dir": str(fetch_whisper(model)), "vad": vad})
         runs = []
         for config in configs:
             proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(config), str(data)],
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             if proc.returncode != 0:
                 raise SystemExit(f"{config['model']} x {config['threads']}: {proc.stderr[-2000:]}")
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(f"{config['model']} threads={config['threads']} context={config['context_pad_s']}: "
+            print(f"{config['model']} threads={config['threads']} beams={config['beam_size']} context={config['context_pad_s']}: "
                   f"rtf {runs[-1]['rtf']}, wer {runs[-1]['wer']}", file=sys.stderr)
     report = {"machine": cpu_info(), "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)

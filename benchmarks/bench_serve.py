@@ -4,7 +4,16 @@ Each client is what a camera app would be: it sends 320x240 JPEG frames (10 fps)
 audio (100 ms chunks) of a generated clip (the astronaut's face, espeak-ng speech), paced in real time
 on its own clock (``--speed`` > 1 sends faster, to load the server beyond real time), in fixed
 ``--window`` clips. Everything else is ``emox-edge serve``: uvicorn + FastAPI in this process, the
-bounded per-session queues, the analysis worker(s).
+bounded per-session queues, the analysis worker(s) (as many, with as many threads, as ``emox-edge serve``
+picks for the bundle unless ``--workers`` / ``--threads`` say otherwise).
+
+Phase: independent cameras are not synchronised, so by default (``--phase random``) each client starts
+after a random delay within one clip length (seeded, ``--seeds``: the same delays every run, listed in
+the result), and its clips close at its own moments; each seed is one draw of the four cameras'
+phases, and the latency depends on the draw (clips that close together queue). ``--phase together`` starts all clients at once, so every
+client's clip closes at the same instant: the worst case for latency (on 2 cores, four clips arriving
+at once for two single-threaded workers cannot all finish within 2x one clip's time). The full
+benchmark measures both.
 
 Reported per number of clients: clips analysed per second (all clients), the offered rate (clips the
 clients' media makes per second), p50/p95 latency from a clip's end (the moment its last media was
@@ -30,6 +39,7 @@ import numpy as np
 TITLE = "Serving: 1, 2 and 4 concurrent WebSocket streams, one bundle"
 FPS = 10
 SIZE = (320, 240)
+STAGES = ("faces", "vad", "asr", "prosody", "perceive", "answer", "total")  # per-clip timings shown
 
 
 def make_media(seconds: float) -> list[tuple[float, int, bytes]]:
@@ -67,17 +77,21 @@ def _send(session, media, speed: float, wall0: float) -> None:
         (session.send_frame if kind == 1 else session.send_audio)(payload, t)
 
 
-def _client(url: str, tasks: list[str], window_s: float, media, speed: float, out: dict[str, Any]) -> None:
+def _client(url: str, tasks: list[str], window_s: float, media, speed: float, out: dict[str, Any],
+            delay_s: float = 0.0) -> None:
     from emox_edge.client import Client
 
     latencies: list[float] = []
+    timings: list[dict[str, float]] = []
     with Client(url).stream(tasks, window_s=window_s) as session:
+        time.sleep(delay_s)  # this camera was switched on a little later than the others
         wall0 = time.perf_counter()
 
         def read() -> None:
             for result in session.results():
                 due = wall0 + result["end"] / speed  # when the clip's last media was sent
                 latencies.append(time.perf_counter() - due)
+                timings.append(result.get("timings") or {})
             out["last_result"] = time.perf_counter()
 
         reader = threading.Thread(target=read, daemon=True)
@@ -85,13 +99,27 @@ def _client(url: str, tasks: list[str], window_s: float, media, speed: float, ou
         _send(session, media, speed, wall0)
         session.end()
         reader.join(600)
-    out.update(latencies=latencies, stats=session.stats, errors=session.errors, start=wall0)
+    out.update(latencies=latencies, timings=timings, stats=session.stats, errors=session.errors, start=wall0)
 
 
-def measure(url: str, clients: int, *, tasks: list[str], window_s: float, media, speed: float) -> dict[str, Any]:
+def start_delays(clients: int, window_s: float, phase: str, seed: int = 0) -> list[float]:
+    """Seconds each client waits before sending: all 0 (``together``), or uniform within one clip
+    length of real time (``random``, seeded), the first client at 0 either way."""
+    if phase == "together" or clients == 1:
+        return [0.0] * clients
+    if phase != "random":
+        raise ValueError(f"phase must be 'random' or 'together', got {phase!r}")
+    rng = np.random.default_rng(seed + clients)
+    return [0.0] + [round(float(x), 3) for x in rng.uniform(0.0, window_s, clients - 1)]
+
+
+def measure(url: str, clients: int, *, tasks: list[str], window_s: float, media, speed: float,
+            phase: str = "random", seed: int = 0) -> dict[str, Any]:
     """Run ``clients`` concurrent streams of ``media`` against the server at ``url``."""
     outs = [dict() for _ in range(clients)]
-    threads = [threading.Thread(target=_client, args=(url, tasks, window_s, media, speed, o)) for o in outs]
+    delays = [d / speed for d in start_delays(clients, window_s, phase, seed)]
+    threads = [threading.Thread(target=_client, args=(url, tasks, window_s, media, speed, o, d))
+               for o, d in zip(outs, delays)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -102,7 +130,9 @@ def measure(url: str, clients: int, *, tasks: list[str], window_s: float, media,
     stats = [o.get("stats", {}) for o in outs]
     total = lambda key: sum(s.get(key, 0) for s in stats)  # noqa: E731
     return {
-        "clients": clients, "clips": int(latencies.size), "elapsed_s": round(elapsed, 2),
+        "clients": clients, "phase": phase if clients > 1 else "-", "start_delays_s": delays,
+        **({"seed": seed} if phase == "random" and clients > 1 else {}),
+        "clips": int(latencies.size), "elapsed_s": round(elapsed, 2),
         "clips_per_s": round(latencies.size / elapsed, 3) if elapsed > 0 else None,
         "offered_clips_per_s": round(clients * speed / window_s, 3),
         "media_s_per_client": round(seconds, 2),
@@ -111,7 +141,14 @@ def measure(url: str, clients: int, *, tasks: list[str], window_s: float, media,
         "clips_dropped": total("clips_dropped"), "frames_dropped": total("frames_dropped"),
         "audio_dropped_s": round(total("audio_dropped_s"), 2), "frames_received": total("frames_received"),
         "errors": [e for o in outs for e in o.get("errors", [])][:5],
+        "clip_ms": _mean_timings([t for o in outs for t in o.get("timings", [])]),
     }
+
+
+def _mean_timings(timings: list[dict[str, float]]) -> dict[str, float]:
+    """Mean milliseconds per stage over the clips (the results' ``timings``): where a clip's time goes."""
+    keys = sorted({k for t in timings for k, v in t.items() if k.endswith("_ms") and isinstance(v, (int, float))})
+    return {k[:-3]: round(float(np.mean([t[k] for t in timings if k in t])), 1) for k in keys}
 
 
 def _rounds(url: str) -> dict[str, int]:
@@ -127,15 +164,31 @@ def _batch_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, Any
     return {"batch_sizes": sizes, "clips_per_round": round(clips / rounds, 2) if rounds else None}
 
 
+def _workers(args: dict[str, Any]) -> tuple[int, int | None]:
+    """``(workers, threads)``: as given, else what ``emox-edge serve`` picks for the bundle."""
+    threads = args.get("threads")
+    if args.get("workers") is not None:
+        return int(args["workers"]), threads
+    from emox_edge.bundle import Bundle
+    from emox_edge.default_bundle import default_bundle_path
+    from emox_edge.serve.options import auto_workers
+
+    return auto_workers(Bundle.open(args.get("bundle") or default_bundle_path()).kind, threads)
+
+
 def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
-    """Open the bundle, start the server on a free loopback port, measure each client count."""
+    """Open the bundle, start the server on a free loopback port, measure each client count and phase
+    (one client once: its phase does not matter)."""
     from emox_edge.analyzer import Analyzer
     from emox_edge.options import AnalyzerOptions
     from emox_edge.serve import ServeOptions, Server, create_app
 
     counts = list(args.get("clients", [1, 2, 4]))
-    options = AnalyzerOptions(n_threads=args.get("threads"))
-    analyzers = [Analyzer.from_bundle(args.get("bundle"), options) for _ in range(int(args.get("workers", 1)))]
+    phases = list(args.get("phases", ["random"]))
+    seeds = [int(x) for x in args.get("seeds", [0])]
+    workers, threads = _workers(args)
+    options = AnalyzerOptions(n_threads=threads)
+    analyzers = [Analyzer.from_bundle(args.get("bundle"), options) for _ in range(workers)]
     media = make_media(float(args.get("seconds", 20.0)))
     tasks = list(args.get("tasks", ["emotion", "sentiment"]))
     window_s, speed = float(args.get("window_s", 2.0)), float(args.get("speed", 1.0))
@@ -145,10 +198,13 @@ def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
                                      batch_clips=int(args.get("batch_clips", 8)))
         with Server(create_app(analyzers, serve_options), serve_options) as server:
             measure(server.url, 1, tasks=tasks, window_s=window_s, media=make_media(2.0), speed=4.0)  # warm-up
-            for clients in counts:
-                logging.getLogger("benchmarks").info("serve: %d client(s)", clients)
+            plan = [(c, p, seed) for i, p in enumerate(phases) for seed in (seeds if p == "random" else [0])
+                    for c in counts if c > 1 or (i == 0 and seed == seeds[0])]
+            for clients, phase, seed in plan:
+                logging.getLogger("benchmarks").info("serve: %d client(s), phase %s", clients, phase)
                 before, load0 = _rounds(server.url), os.getloadavg()[0]
-                run = measure(server.url, clients, tasks=tasks, window_s=window_s, media=media, speed=speed)
+                run = measure(server.url, clients, tasks=tasks, window_s=window_s, media=media, speed=speed,
+                              phase=phase, seed=seed)
                 run.update(_batch_delta(before, _rounds(server.url)),
                            load_avg=[round(load0, 2), round(os.getloadavg()[0], 2)])
                 runs.append(run)
@@ -164,34 +220,59 @@ def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
             r["p95_over_single_p50"] = round(r["latency_p95_s"] / base["latency_p50_s"], 2)
     return {"bundle": info["name"], "device": info["device"]["name"], "n_threads": info["n_threads"],
             "workers": len(analyzers), "batch_clips": serve_options.batch_clips, "faces_fps": serve_options.faces_fps,
-            "tasks": tasks, "window_s": window_s, "speed": speed, "runs": runs}
+            "tasks": tasks, "window_s": window_s, "speed": speed, "phases": phases, "seeds": seeds, "runs": runs}
+
+
+def section_metrics(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per client count and phase: the run's figures; over several random draws, their medians."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(f"{r['clients']}_clients" + ("_together" if r.get("phase") == "together" else ""), []).append(r)
+    keys = ("clips_per_s", "latency_p50_s", "latency_p95_s", "throughput_x", "p95_over_single_p50")
+    return {name: {k: round(float(np.median([r[k] for r in group])), 3) for k in keys
+                   if all(isinstance(r.get(k), (int, float)) for r in group)} for name, group in groups.items()}
 
 
 def run(ctx) -> dict[str, Any]:
-    """The ``serve`` section of ``python -m benchmarks`` (on the default lite bundle)."""
+    """The ``serve`` section of ``python -m benchmarks`` (on the default lite bundle, ``emox-edge serve``'s
+    workers): clients with independent phases (three draws), then all starting together (the worst case)."""
     seconds = 20.0 if ctx.mode == "full" else 4.0
-    result = ctx.child("serve", {"clients": [1, 2, 4], "seconds": seconds, "window_s": 2.0}, tag="serve")
-    metrics = {f"{r['clients']}_clients": {k: r[k] for k in ("clips_per_s", "latency_p50_s", "latency_p95_s")
-                                           if isinstance(r.get(k), (int, float))} for r in result["runs"]}
-    return {"metrics": metrics, "higher_is_better": [f"{k}.clips_per_s" for k in metrics], "result": result}
+    # threads None: the workers and threads emox-edge serve picks, not the run's --threads
+    result = ctx.child("serve", {"clients": [1, 2, 4], "seconds": seconds, "window_s": 2.0, "threads": None,
+                                 "phases": ["random", "together"], "seeds": [0, 1, 2] if ctx.mode == "full" else [0]},
+                       tag="serve")
+    metrics = section_metrics(result["runs"])
+    higher = [f"{k}.{m}" for k in metrics for m in ("clips_per_s", "throughput_x")]
+    return {"metrics": metrics, "higher_is_better": higher, "result": result}
+
+
+def _phase(run: dict[str, Any]) -> str:
+    return run.get("phase", "-") + (f" (seed {run['seed']})" if "seed" in run else "")
 
 
 def render(section: dict[str, Any]) -> str:
     result = section.get("result", section)
-    rows = [[r["clients"], r["clips"], r["clips_per_s"], r["offered_clips_per_s"], r.get("throughput_x"),
+    rows = [[r["clients"], _phase(r), "/".join(f"{d:g}" for d in r.get("start_delays_s", [])), r["clips"], r["clips_per_s"], r["offered_clips_per_s"], r.get("throughput_x"),
              r["latency_p50_s"], r["latency_p95_s"], r.get("p95_over_single_p50"), r["clips_dropped"],
              r["frames_dropped"], r["audio_dropped_s"], r.get("clips_per_round"),
              "-".join(f"{x:g}" for x in r.get("load_avg", ()))] for r in result["runs"]]
     from benchmarks._report import table
 
-    text = table(["clients", "clips", "clips/s", "offered clips/s", "x one client", "p50 latency s", "p95 latency s",
+    text = table(["clients", "phase", "start delays s", "clips", "clips/s", "offered clips/s", "x one client", "p50 latency s", "p95 latency s",
                   "p95 / one-client p50", "clips dropped", "frames dropped", "audio dropped s", "clips per round",
                   "load avg"], rows)
+    stages = [k for k in STAGES if any(k in r.get("clip_ms", {}) for r in result["runs"])]
+    if stages:
+        text += "\n\nWhere a clip's time goes (mean ms over the run's clips, the results' timings):\n\n" + table(
+            ["clients", "phase", *stages], [[r["clients"], _phase(r), *(r.get("clip_ms", {}).get(k) for k in stages)]
+                                            for r in result["runs"]])
     return text + (f"\n\n{result['bundle']} on {result['device']}, {result['n_threads']} threads, {result['workers']} "
                    f"worker(s), up to {result.get('batch_clips', 1)} clips answered together, faces messages at "
                    f"{result.get('faces_fps', 0):g} per s; tasks {', '.join(result['tasks'])}; {result['window_s']:g} s "
                    f"clips; media sent at {result['speed']:g}x real time. Latency: from the moment a clip's last media "
-                   "was sent to its result arriving. Clips per round: clips of all sessions whose tasks the language "
+                   "was sent to its result arriving. Phase: random, each client starts after a random delay within one "
+                   "clip (independent cameras); together, all at once (their clips close at the same instant). "
+                   "Clips per round: clips of all sessions whose tasks the language "
                    "core answered in one batch (a clip whose tasks need no language core is answered alone). Load "
                    "avg: the 1-minute load average before and after the run.")
 
@@ -205,15 +286,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=2.0, help="clip length in seconds (default 2)")
     parser.add_argument("--speed", type=float, default=1.0, help="media sent at this multiple of real time")
     parser.add_argument("--tasks", default="emotion,sentiment")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--phase", nargs="+", choices=("random", "together"), default=["random", "together"],
+                        help="client start: random delays within one clip (independent cameras) and/or together")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="random phase: one run per seed (one draw of the clients' start delays each)")
+    parser.add_argument("--workers", type=int, default=None, help="analyzers (default: as emox-edge serve picks)")
+    parser.add_argument("--threads", type=int, default=None, help="threads per analyzer (default: as emox-edge serve picks)")
     parser.add_argument("--faces-fps", type=float, default=4.0)
     parser.add_argument("--batch-clips", type=int, default=8, help="most clips answered together (1: batching off)")
     parser.add_argument("--json", default=None, help="also write the result here")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = unit_serve({"bundle": ns.bundle, "clients": ns.clients, "seconds": ns.seconds, "window_s": ns.window,
-                         "speed": ns.speed, "tasks": ns.tasks.split(","), "workers": ns.workers,
+                         "speed": ns.speed, "tasks": ns.tasks.split(","), "workers": ns.workers, "phases": ns.phase, "seeds": ns.seeds,
                          "threads": ns.threads, "faces_fps": ns.faces_fps, "batch_clips": ns.batch_clips})
     return print_result(result, render, ns.json)
 

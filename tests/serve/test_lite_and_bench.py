@@ -1,7 +1,6 @@
-"""The default lite bundle behind the server (faces with expressions), and the serving benchmark's smoke run.
+"""The default lite bundle behind the server (faces with expressions).
 
-Both are @slow: the lite bundle is built from ~100 MB of registry packages on first use, and the
-benchmark streams in real time.
+@slow: the lite bundle is built from ~100 MB of registry packages on first use.
 """
 
 from __future__ import annotations
@@ -37,14 +36,3 @@ def test_the_lite_bundle_streams_with_face_expressions(start_server, lite_analyz
     assert faces and all(face["expression"] for face in faces), "the lite bundle's FER labels each face"
     result = Client(server.url).analyze(upload_files["clip"], "emotion")
     assert result["tasks"]["emotion"]["label"]
-
-
-def test_the_serving_benchmark_runs(tiny_bundle):
-    from benchmarks import bench_serve
-
-    result = bench_serve.unit_serve({"bundle": str(tiny_bundle), "clients": [1, 2], "seconds": 2.0, "window_s": 1.0,
-                                     "speed": 2.0, "threads": 1, "faces_fps": 2.0})
-    runs = {r["clients"]: r for r in result["runs"]}
-    assert set(runs) == {1, 2} and runs[1]["clips"] >= 1 and runs[2]["frames_received"] == 40
-    assert runs[1]["latency_p50_s"] is not None and "throughput_x" in runs[2]
-    assert "clips/s" in bench_serve.render({"result": result})
