@@ -9,7 +9,9 @@ German, French and Spanish sentences for language identification (base only). Ea
 - ``rtf``: transcription time / audio time, one ``transcribe`` call per sentence with the VAD's
   spans, as the live loop calls it (the encoder's cost does not shrink with a short utterance when
   the context is Whisper's full 30 s window: compare the "30 s" rows).
-- ``rtf_30s``: the same sentences as one ~40 s stream (a long file clip): windows of up to 30 s.
+- ``rtf_30s``: the same sentences as one ~40 s stream (a long file clip, 0.5 s pauses): windows of up
+  to 30 s. ``wer_stream``: that stream's WER; ``wer_run_on``: the sentences 50 ms apart, one long
+  voiced span that the windows must cut.
 - ``latency``: the live loop with 4 s windows (``SpeechStage``, carry-over on), a 1 s pause after
   each sentence: time from the end of a sentence to its transcript, i.e. waiting for the window
   that ends the utterance plus the transcription (mean and max).
@@ -88,8 +90,12 @@ def child(config: dict, data: Path) -> dict:
     pause = np.zeros(SR // 2, np.float32)
     stream = np.concatenate([x for a in english for x in (a, pause)])
     t0 = time.perf_counter()
-    model.transcribe(stream, segments=vad.speech_segments(stream, SR), options=options)
+    long_text = model.transcribe(stream, segments=vad.speech_segments(stream, SR), options=options).text
     rtf_30s = (time.perf_counter() - t0) / (len(stream) / SR)
+    all_words = [w for r in ref_words for w in r]
+    # run-on: the sentences 50 ms apart, so the VAD hears one long span and the windows must cut it
+    run_on = np.concatenate([x for a in english for x in (a, pause[: SR // 20])])
+    run_on_text = model.transcribe(run_on, segments=vad.speech_segments(run_on, SR), options=options).text
     latency = live_latency(SpeechStage(model, options), vad, english)
     languages = []
     if model.multilingual:
@@ -100,7 +106,9 @@ def child(config: dict, data: Path) -> dict:
     rss_end, hwm = rss_mib()
     return {**{k: v for k, v in config.items() if k not in ("dir", "vad")},
             "load_s": round(load_s, 2), "audio_s": round(audio_s, 1), "rtf": round(total / audio_s, 3),
-            "rtf_30s": round(rtf_30s, 3), "latency_mean_s": latency[0], "latency_max_s": latency[1],
+            "rtf_30s": round(rtf_30s, 3),
+            "wer_stream": round(word_errors(all_words, words(long_text)) / len(all_words), 4),
+            "wer_run_on": round(word_errors(all_words, words(run_on_text)) / len(all_words), 4), "latency_mean_s": latency[0], "latency_max_s": latency[1],
             "rss_sentences_mib": round(rss_sentences - rss0, 1), "rss_library_mib": round(rss_lib - rss0, 1), "rss_model_mib": round(rss_loaded - rss_lib, 1), "rss_added_mib": round(rss_end - rss0, 1),
             "rss_peak_added_mib": round(hwm - rss0, 1), "wer": round(errors / sum(map(len, ref_words)), 4),
             "hypotheses": hyps, "language_id": languages}
@@ -144,12 +152,13 @@ def cpu_info() -> dict:
 def render(report: dict) -> str:
     lines = [f"CPU: {report['machine']['cpu']} ({', '.join(report['machine']['isa'])}), load {report['machine']['load_avg_1m']}",
              "", "| model | threads | beams | encoder context | RTF per sentence | RTF 40 s stream | live latency mean / max (s) "
-             "| added RSS MiB: sentences / all (peak) | of which library / model | WER |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| added RSS MiB: sentences / all (peak) | of which library / model | WER | WER 40 s stream / run-on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
         context = "30 s" if r["context_pad_s"] is None else f"speech + {r['context_pad_s']:g} s"
         lines.append(f"| {r['model']} | {r['threads']} | {r.get('beam_size', 2)} | {context} | {r['rtf']:.3f} | {r['rtf_30s']:.3f} | "
                      f"{r['latency_mean_s']:.2f} / {r['latency_max_s']:.2f} | {r['rss_sentences_mib']:.0f} / {r['rss_added_mib']:.0f} "
-                     f"({r['rss_peak_added_mib']:.0f}) | {r['rss_library_mib']:.0f} / {r['rss_model_mib']:.0f} | {r['wer']:.3f} |")
+                     f"({r['rss_peak_added_mib']:.0f}) | {r['rss_library_mib']:.0f} / {r['rss_model_mib']:.0f} | {r['wer']:.3f} | "
+                     f"{r.get('wer_stream', float('nan')):.3f} / {r.get('wer_run_on', float('nan')):.3f} |")
     ids = [x for r in report["runs"] for x in r["language_id"]][: len(OTHER)]
     if ids:
         right = sum(x["expected"] == x["got"] for x in ids)
