@@ -12,8 +12,9 @@ after a random delay within one clip length (seeded, ``--seeds``: the same delay
 the result), and its clips close at its own moments; each seed is one draw of the four cameras'
 phases, and the latency depends on the draw (clips that close together queue). ``--phase together`` starts all clients at once, so every
 client's clip closes at the same instant: the worst case for latency (on 2 cores, four clips arriving
-at once for two single-threaded workers cannot all finish within 2x one clip's time). The full
-benchmark measures both.
+at once for two single-threaded workers cannot all finish within 2x one clip's time), unless the
+server spreads the sessions' clip boundaries (``ServeOptions.spread_clips``, on by default; off with
+``--no-spread-clips``). The full benchmark measures both phases.
 
 Reported per number of clients: clips analysed per second (all clients), the offered rate (clips the
 clients' media makes per second), p50/p95 latency from a clip's end (the moment its last media was
@@ -195,7 +196,8 @@ def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
     runs = []
     try:
         serve_options = ServeOptions(port=0, max_streams=max(counts), faces_fps=float(args.get("faces_fps", 4.0)),
-                                     batch_clips=int(args.get("batch_clips", 8)))
+                                     batch_clips=int(args.get("batch_clips", 8)),
+                                     spread_clips=bool(args.get("spread_clips", True)))
         with Server(create_app(analyzers, serve_options), serve_options) as server:
             measure(server.url, 1, tasks=tasks, window_s=window_s, media=make_media(2.0), speed=4.0)  # warm-up
             plan = [(c, p, seed) for i, p in enumerate(phases) for seed in (seeds if p == "random" else [0])
@@ -220,6 +222,7 @@ def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
             r["p95_over_single_p50"] = round(r["latency_p95_s"] / base["latency_p50_s"], 2)
     return {"bundle": info["name"], "device": info["device"]["name"], "n_threads": info["n_threads"],
             "workers": len(analyzers), "batch_clips": serve_options.batch_clips, "faces_fps": serve_options.faces_fps,
+            "spread_clips": serve_options.spread_clips,
             "tasks": tasks, "window_s": window_s, "speed": speed, "phases": phases, "seeds": seeds, "runs": runs}
 
 
@@ -268,7 +271,7 @@ def render(section: dict[str, Any]) -> str:
                                             for r in result["runs"]])
     return text + (f"\n\n{result['bundle']} on {result['device']}, {result['n_threads']} threads, {result['workers']} "
                    f"worker(s), up to {result.get('batch_clips', 1)} clips answered together, faces messages at "
-                   f"{result.get('faces_fps', 0):g} per s; tasks {', '.join(result['tasks'])}; {result['window_s']:g} s "
+                   f"{result.get('faces_fps', 0):g} per s, sessions' first clips {'spread' if result.get('spread_clips') else 'not spread'}; tasks {', '.join(result['tasks'])}; {result['window_s']:g} s "
                    f"clips; media sent at {result['speed']:g}x real time. Latency: from the moment a clip's last media "
                    "was sent to its result arriving. Phase: random, each client starts after a random delay within one "
                    "clip (independent cameras); together, all at once (their clips close at the same instant). "
@@ -294,11 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="threads per analyzer (default: as emox-edge serve picks)")
     parser.add_argument("--faces-fps", type=float, default=4.0)
     parser.add_argument("--batch-clips", type=int, default=8, help="most clips answered together (1: batching off)")
+    parser.add_argument("--no-spread-clips", dest="spread_clips", action="store_false",
+                        help="the server does not spread the first clips of sessions that start together")
     parser.add_argument("--json", default=None, help="also write the result here")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     result = unit_serve({"bundle": ns.bundle, "clients": ns.clients, "seconds": ns.seconds, "window_s": ns.window,
-                         "speed": ns.speed, "tasks": ns.tasks.split(","), "workers": ns.workers, "phases": ns.phase, "seeds": ns.seeds,
+                         "speed": ns.speed, "tasks": ns.tasks.split(","), "workers": ns.workers, "phases": ns.phase, "seeds": ns.seeds, "spread_clips": ns.spread_clips,
                          "threads": ns.threads, "faces_fps": ns.faces_fps, "batch_clips": ns.batch_clips})
     return print_result(result, render, ns.json)
 

@@ -155,7 +155,7 @@ def create_app(analyzers: list[Any], options: ServeOptions):
             return
         await websocket.accept()
         session = StreamSession(pool=pool, options=options, loop=asyncio.get_running_loop(),
-                                check_tasks=analyzers[0].check_tasks)
+                                check_tasks=analyzers[0].check_tasks, peers=lambda: list(sessions))
         sessions.add(session)
         sender = asyncio.create_task(_send_loop(websocket, session))
         finisher = asyncio.create_task(_finish(session))

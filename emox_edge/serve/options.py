@@ -59,6 +59,11 @@ class ServeOptions:
             takes the clips already waiting, which is all that streams with the same clip length
             need); it stops waiting once it holds a clip of every session. As Triton's
             max_queue_delay: latency traded for larger batches.
+        spread_clips: a session with fixed windows gets a first window of half to one and a half
+            windows, chosen so its clips close away from those of the sessions already running
+            (``windows.spread_first_window``). Clients that start together would otherwise have all
+            their clips close at the same instant and wait for each other's analysis (measured in
+            docs/serve.md). Only the first clip's length changes.
         faces_fps: per session, the most frames a second given face detection for the faces messages
             (on the client's timestamps; 0 turns faces messages off).
         clip_frames: the most frames of a clip that are decoded and analysed, spread evenly over it.
@@ -75,6 +80,7 @@ class ServeOptions:
     workers: int | None = field(default=None, metadata={"metavar": "N"})
     batch_clips: int = field(default=8, metadata={"metavar": "N"})
     batch_delay_ms: float = field(default=0.0, metadata={"metavar": "MS"})
+    spread_clips: bool = True
     faces_fps: float = field(default=4.0, metadata={"metavar": "FPS"})
     clip_frames: int = field(default=16, metadata={"metavar": "N"})
     max_window_s: float = field(default=30.0, metadata={"metavar": "S"})
@@ -96,6 +102,7 @@ class ServeOptions:
         for name in ("max_upload_mb", "max_message_kb", "max_window_s"):
             value = getattr(self, name)
             _check(_number(value) and value > 0, name, value, "a number > 0")
+        _check(isinstance(self.spread_clips, bool), "spread_clips", self.spread_clips, "True or False")
         _check(_number(self.faces_fps) and 0 <= self.faces_fps <= 60, "faces_fps", self.faces_fps, "0-60")
         _check(_number(self.batch_delay_ms) and 0 <= self.batch_delay_ms <= 10000, "batch_delay_ms",
                self.batch_delay_ms, "0-10000")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Sequence
+import time
+from typing import Any, Callable, Iterable, Sequence
 
 from emox_edge.errors import BadInputError, InputTypeError
 from emox_edge.serve import jobs
@@ -21,7 +22,7 @@ from emox_edge.serve.protocol import (
     parse_session_update,
     parse_text,
 )
-from emox_edge.serve.windows import Window, Windower
+from emox_edge.serve.windows import Window, Windower, spread_first_window
 from emox_edge.serve.worker import Job, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,14 @@ class StreamSession:
     """State of one WebSocket session. Feed it with ``on_text`` / ``on_binary``; send what ``outbox`` holds."""
 
     def __init__(self, *, pool: WorkerPool, options: ServeOptions, loop: asyncio.AbstractEventLoop,
-                 check_tasks: Callable[[Sequence[str]], Sequence[Any]]) -> None:
+                 check_tasks: Callable[[Sequence[str]], Sequence[Any]],
+                 peers: Callable[[], Iterable["StreamSession"]] = tuple) -> None:
         from emox_edge.faces import FaceTracker
 
         self.id = pool.new_owner("stream")
         self.pool, self.options, self.loop, self._check_tasks = pool, options, loop, check_tasks
+        self._peers = peers  # the server's other sessions (their clip phases)
+        self.clip_phase: tuple[float, float] | None = None  # (window_s, when its clips close mod window_s)
         self.config: SessionConfig | None = None
         self.windower: Windower | None = None
         self.tracker = FaceTracker()  # face ids per session, not shared with other streams
@@ -67,6 +71,7 @@ class StreamSession:
                 if self.windower is not None:
                     self._submit_all(self.windower.flush())
                 self.windower = Windower(config.window_s, vad=config.vad)
+                self.clip_phase = None
             if self.config is None or config.tasks != self.config.tasks:
                 self._uses_core = None
             self.config = config
@@ -85,10 +90,21 @@ class StreamSession:
         if self.ending:
             raise ProtocolError("input.end was sent: no more media is accepted in this session")
         media = parse_binary(data)
+        if self.windower.start is None and not self.windower.vad and self.options.spread_clips:
+            self._place_first_window()
         windows = self.windower.add(media)
         if media.kind == KIND_JPEG:
             self._maybe_faces(media.t, media.payload)
         self._submit_all(windows)
+
+    def _place_first_window(self) -> None:
+        """Choose the first window's length so this session's clips close away from its peers' (server
+        clock; ``spread_first_window``)."""
+        now, window_s = time.monotonic(), self.windower.window_s
+        peers = [p.clip_phase for p in self._peers() if p is not self and p.clip_phase is not None]
+        first = spread_first_window(now, window_s, peers)
+        self.windower.first_s = first
+        self.clip_phase = (window_s, (now + first) % window_s)
 
     def _require_config(self) -> None:
         if self.config is None:

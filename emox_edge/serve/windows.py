@@ -1,8 +1,8 @@
 """Cut a session's frames and audio into clips on the client's timestamps.
 
-Fixed windows: ``[start, start + window_s)``, one after the other. A window closes when every kind
-of media the session sends (frames, audio) has passed its end, or when one kind is ``GRACE_S`` past
-it (the other stalled). VAD (``vad=True``): a simple energy rule on the audio; a clip ends in the
+Fixed windows: ``[start, start + window_s)``, one after the other (the first may be longer or shorter:
+``first_s``, see ``spread_first_window``). A window closes when every kind of media the session sends
+(frames, audio) has passed its end, or when one kind is ``GRACE_S`` past it (the other stalled). VAD (``vad=True``): a simple energy rule on the audio; a clip ends in the
 middle of the first pause (``PAUSE_S`` below ``SILENCE_RMS``) after at least ``MIN_UTTERANCE_S``, or
 at ``window_s`` at the latest; a clip without a single voiced 20 ms frame is skipped and counted.
 Sessions without audio get fixed windows either way.
@@ -61,6 +61,7 @@ class Windower:
     vad: bool = False
     max_buffer_bytes: int = 64 * 2**20
     counters: Counters = field(default_factory=Counters)
+    first_s: float | None = None  # the first fixed window's length (None: window_s)
 
     def __post_init__(self) -> None:
         self.start: float | None = None
@@ -112,9 +113,13 @@ class Windower:
             assert self.start is not None
             data_end = max([t + 1e-3 for t, _ in self._frames] + [m.end for m in self._audio])
             end = self._vad_cut(final=True) if self._use_vad else None
-            end = min(end or self.start + self.window_s, data_end)
+            end = min(end or self.start + self._length, data_end)
             out += self._emit(max(end, self.start + 1e-3))
         return out
+
+    @property
+    def _length(self) -> float:
+        return self.first_s or self.window_s
 
     @property
     def _use_vad(self) -> bool:
@@ -156,7 +161,7 @@ class Windower:
         out = []
         while self._frames or self._audio:
             self._skip_gap()
-            end = self._vad_cut() if self._use_vad else self.start + self.window_s
+            end = self._vad_cut() if self._use_vad else self.start + self._length
             if end is None or not self._passed(end):
                 break
             out += self._emit(end)
@@ -175,6 +180,7 @@ class Windower:
         self._bytes -= sum(len(p) for _, p in frames) + sum(len(m.payload) for m in self._audio if m.end <= end)
         self._audio = kept
         self.start = end
+        self.first_s = None
         window = Window(start, end, frames, audio)
         if self._use_vad and not _voiced(audio).any():
             self.counters.clips_silent += 1
@@ -214,3 +220,23 @@ def _voiced(audio: np.ndarray) -> np.ndarray:
     n = int(VAD_FRAME_S * SAMPLE_RATE)
     frames = audio[: audio.size // n * n].astype(np.float32).reshape(-1, n) / 32768.0
     return np.sqrt(np.mean(frames * frames, axis=1)) > SILENCE_RMS if frames.size else np.zeros(0, bool)
+
+
+def spread_first_window(now: float, window_s: float, peers: list[tuple[float, float]], steps: int = 20) -> float:
+    """The first window's length for a new fixed-window session, so that its clips close away from
+    those of the sessions already running: each peer is ``(window_s, phase)``, the moment (on this
+    server's clock, modulo its window) its clips close. Among lengths from half a window to one and a
+    half, the one whose close is farthest from every peer with the same window length (the nearest to
+    ``window_s`` on a tie). Clients that start together (a rig of cameras, a benchmark) would otherwise
+    have all their clips close at the same instant and queue for the workers; independent clients are
+    spread already and lose nothing. No peer with this window length: ``window_s``."""
+    phases = [phase for w, phase in peers if abs(w - window_s) < 1e-6]
+    if not phases:
+        return window_s
+
+    def distance(length: float) -> float:
+        at = (now + length) % window_s
+        return min(min(abs(at - p), window_s - abs(at - p)) for p in phases)
+
+    lengths = [window_s * (0.5 + i / steps) for i in range(steps + 1)]
+    return max(lengths, key=lambda length: (round(distance(length), 6), -abs(length - window_s)))

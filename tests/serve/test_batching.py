@@ -31,8 +31,8 @@ def _answers(result: dict) -> dict:
 
 def test_two_sessions_clips_are_answered_in_one_batch_as_one_session_alone(start_server, stream_media):
     # a round waits (up to 10 s) for a clip of every session, so the two sessions' clips meet however
-    # the machine schedules the two clients
-    server = start_server(faces_fps=0, queue_clips=4, batch_delay_ms=10000)
+    # the machine schedules the two clients; the same windows in both (no spreading) to compare answers
+    server = start_server(faces_fps=0, queue_clips=4, batch_delay_ms=10000, spread_clips=False)
     alone: dict = {}
     _run_session(server, stream_media, 20, alone)
     assert [m["batch"] for m in alone["messages"]] == [1, 1]
@@ -63,7 +63,7 @@ def test_two_sessions_clips_are_answered_in_one_batch_as_one_session_alone(start
 
 
 def test_batch_clips_1_answers_every_clip_on_its_own(start_server, stream_media):
-    server = start_server(faces_fps=0, queue_clips=4, batch_clips=1, batch_delay_ms=2000)
+    server = start_server(faces_fps=0, queue_clips=4, batch_clips=1, batch_delay_ms=2000, spread_clips=False)
     outs = [{}, {}]
     threads = [threading.Thread(target=_run_session, args=(server, stream_media, 10, out)) for out in outs]
     for thread in threads:

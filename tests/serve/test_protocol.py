@@ -247,3 +247,27 @@ def test_workers_default_to_one_single_threaded_lite_analyzer_per_free_core(monk
         assert auto_workers("lite", None) == expected
         assert auto_workers("nano-emox", None) == (1, None)  # a 3 GiB bundle is not copied per core
         assert auto_workers("lite", 2) == (1, 2)  # a thread count given: one analyzer with it
+
+
+def test_the_first_window_is_spread_away_from_running_sessions():
+    from emox_edge.serve.windows import spread_first_window
+
+    assert spread_first_window(100.0, 2.0, []) == 2.0  # alone: a plain window
+    assert spread_first_window(100.0, 2.0, [(4.0, 0.0)]) == 2.0  # peers with another window length don't count
+    # a peer whose clips close at 0 (mod 2 s): the newcomer's close lands half a window away
+    first = spread_first_window(100.0, 2.0, [(2.0, 0.0)])
+    assert 1.0 <= first <= 3.0 and (100.0 + first) % 2.0 == pytest.approx(1.0)
+    # three peers at 0, 0.5 and 1.0 s: the widest gap is 1.0-2.0, its middle 1.5
+    first = spread_first_window(100.0, 2.0, [(2.0, 0.0), (2.0, 0.5), (2.0, 1.0)])
+    assert (100.0 + first) % 2.0 == pytest.approx(1.5)
+
+
+def test_a_longer_first_window_then_plain_ones():
+    w = Windower(1.0, first_s=1.4)
+    out = []
+    for k in range(35):
+        out += w.add(_frame(k / 10))
+        out += w.add(_audio(k / 10, 0.1))
+    assert [(round(win.start, 6), round(win.end, 6)) for win in out] == [(0.0, 1.4), (1.4, 2.4), (2.4, 3.4)]
+    assert [len(win.frames) for win in out] == [14, 10, 10]
+    assert [(round(win.start, 6), round(win.end, 6)) for win in w.flush()] == [(3.4, 3.5)]

@@ -137,3 +137,26 @@ def test_a_message_over_the_size_limit_closes_only_that_session(start_server, st
         session.feed(frames[:10], times[:10], audio[:16000], chunk_s=0.05)
         session.end()
         assert len(list(session.results(timeout=60))) == 1
+
+
+def _first_clip_ends(server, stream_media, sessions: int) -> list[float]:
+    """Open ``sessions`` streams together, feed each the same media; the end of each one's first clip."""
+    frames, times, audio = stream_media
+    opened = [_stream(server).__enter__() for _ in range(sessions)]
+    try:
+        for session in opened:
+            session.feed(frames, times, audio)
+            session.end()
+        return [next(iter(session.results(timeout=120)))["end"] for session in opened]
+    finally:
+        for session in opened:
+            session.__exit__(None, None, None)
+
+
+def test_sessions_that_start_together_get_their_clips_closed_apart(start_server, stream_media):
+    server = start_server(queue_clips=4)
+    ends = _first_clip_ends(server, stream_media, 2)
+    assert ends[0] == pytest.approx(1.0)  # the first session alone: a plain window
+    assert 0.5 <= ends[1] <= 1.5 and abs(ends[1] - 1.0) >= 0.3  # the second closes half a window apart
+    server = start_server(queue_clips=4, spread_clips=False)
+    assert _first_clip_ends(server, stream_media, 2) == [pytest.approx(1.0)] * 2
