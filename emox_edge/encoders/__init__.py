@@ -9,6 +9,13 @@ embeddings (``frame_embeds``, ``audio_embeds``, ``face_embeds``, ``fusion_embeds
 Threads are set deliberately: ``intra_op`` = ``n_threads`` or ``default_threads()``, ``inter_op`` = 1,
 sequential execution, no spin-waiting and one shared CPU arena (``emox_edge.onnx_session``); the
 device comes from ``emox_edge.devices.resolve_device`` (logged fallback).
+
+Every run ends by shrinking the arena (ONNX Runtime's ``memory.enable_memory_arena_shrinkage``): the
+chunks no tensor uses any more go back to the system. Without it the arena kept the activations of
+the largest graph (CLIP on 8 frames) and grew again on the second clip, fragments of the first not
+fitting the second's requests. Measured on the full-size int8 encoders (2 threads, the same clip
+three times, two processes each way, AMD EPYC AVX2): peak RSS after three clips 1.85 GB -> 1.41-1.46
+GB, resident between clips 1.85 GB -> 1.03-1.08 GB, encoder time +0-5 % (pages are faulted in again).
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ class EncoderSuite:
             inputs = entry.get("inputs") or [{"name": i.name, "shape": i.shape, "dtype": "float32"} for i in session.get_inputs()]
             outputs = [o["name"] for o in entry.get("outputs", [])] or [o.name for o in session.get_outputs()]
             self.graphs.append(_Graph(name, session, list(inputs), outputs, rel))
+        self._run_options = _shrinking_run_options()
         log.info("encoders: %s on %s, %d intra-op threads, %s", ", ".join(g.name for g in self.graphs),
                  self.device.name, threads, precision)
 
@@ -96,13 +104,23 @@ class EncoderSuite:
                     raise BundleError(f"graph {graph.name!r} needs input {io['name']!r}; have {sorted(values)}")
                 feed[io["name"]] = _conform(values[io["name"]], io)
             t0 = time.perf_counter()
-            out = graph.session.run(graph.outputs, feed)
+            out = graph.session.run(graph.outputs, feed, self._run_options)
             timings[graph.name] = (time.perf_counter() - t0) * 1000.0
             values.update(zip(graph.outputs, out))
         return values, timings
 
     def close(self) -> None:
         self.graphs = []
+
+
+def _shrinking_run_options():
+    """``RunOptions`` that hand the CPU arena's free chunks back after every run (the module docstring);
+    a GPU's own arena is left as it is (its memory is not the host's)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def _conform(array: np.ndarray, io: Mapping[str, Any]) -> np.ndarray:
