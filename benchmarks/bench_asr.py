@@ -108,7 +108,8 @@ def child(config: dict, data: Path) -> dict:
             "load_s": round(load_s, 2), "audio_s": round(audio_s, 1), "rtf": round(total / audio_s, 3),
             "rtf_30s": round(rtf_30s, 3),
             "wer_stream": round(word_errors(all_words, words(long_text)) / len(all_words), 4),
-            "wer_run_on": round(word_errors(all_words, words(run_on_text)) / len(all_words), 4), "latency_mean_s": latency[0], "latency_max_s": latency[1],
+            "wer_run_on": round(word_errors(all_words, words(run_on_text)) / len(all_words), 4),
+            "latency_mean_s": latency[0], "latency_max_s": latency[1],
             "rss_sentences_mib": round(rss_sentences - rss0, 1), "rss_library_mib": round(rss_lib - rss0, 1), "rss_model_mib": round(rss_loaded - rss_lib, 1), "rss_added_mib": round(rss_end - rss0, 1),
             "rss_peak_added_mib": round(hwm - rss0, 1), "wer": round(errors / sum(map(len, ref_words)), 4),
             "hypotheses": hyps, "language_id": languages}

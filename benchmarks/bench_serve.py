@@ -165,31 +165,32 @@ def _batch_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, Any
     return {"batch_sizes": sizes, "clips_per_round": round(clips / rounds, 2) if rounds else None}
 
 
-def _workers(args: dict[str, Any]) -> tuple[int, int | None]:
-    """``(workers, threads)``: as given, else what ``emox-edge serve`` picks for the bundle."""
+def _workers(args: dict[str, Any], kind: str) -> tuple[int, int | None]:
+    """``(workers, threads)``: as given, else what ``emox-edge serve`` picks for a bundle of ``kind``."""
     threads = args.get("threads")
     if args.get("workers") is not None:
         return int(args["workers"]), threads
-    from emox_edge.bundle import Bundle
-    from emox_edge.default_bundle import default_bundle_path
     from emox_edge.serve.options import auto_workers
 
-    return auto_workers(Bundle.open(args.get("bundle") or default_bundle_path()).kind, threads)
+    return auto_workers(kind, threads)
 
 
 def unit_serve(args: dict[str, Any]) -> dict[str, Any]:
     """Open the bundle, start the server on a free loopback port, measure each client count and phase
     (one client once: its phase does not matter)."""
     from emox_edge.analyzer import Analyzer
+    from emox_edge.bundle import Bundle
+    from emox_edge.default_bundle import default_bundle_path
     from emox_edge.options import AnalyzerOptions
     from emox_edge.serve import ServeOptions, Server, create_app
 
     counts = list(args.get("clients", [1, 2, 4]))
     phases = list(args.get("phases", ["random"]))
     seeds = [int(x) for x in args.get("seeds", [0])]
-    workers, threads = _workers(args)
+    bundle = Bundle.open(args.get("bundle") or default_bundle_path())  # opened once, as emox-edge serve does
+    workers, threads = _workers(args, bundle.kind)
     options = AnalyzerOptions(n_threads=threads)
-    analyzers = [Analyzer.from_bundle(args.get("bundle"), options) for _ in range(workers)]
+    analyzers = [Analyzer.from_bundle(bundle, options) for _ in range(workers)]
     media = make_media(float(args.get("seconds", 20.0)))
     tasks = list(args.get("tasks", ["emotion", "sentiment"]))
     window_s, speed = float(args.get("window_s", 2.0)), float(args.get("speed", 1.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import time
@@ -142,15 +143,12 @@ def test_a_message_over_the_size_limit_closes_only_that_session(start_server, st
 def _first_clip_ends(server, stream_media, sessions: int) -> list[float]:
     """Open ``sessions`` streams together, feed each the same media; the end of each one's first clip."""
     frames, times, audio = stream_media
-    opened = [_stream(server).__enter__() for _ in range(sessions)]
-    try:
+    with contextlib.ExitStack() as stack:
+        opened = [stack.enter_context(_stream(server)) for _ in range(sessions)]
         for session in opened:
             session.feed(frames, times, audio)
             session.end()
         return [next(iter(session.results(timeout=120)))["end"] for session in opened]
-    finally:
-        for session in opened:
-            session.__exit__(None, None, None)
 
 
 def test_sessions_that_start_together_get_their_clips_closed_apart(start_server, stream_media):
