@@ -1,8 +1,10 @@
-"""ONNX export (TorchScript exporter, opset 17, fixed shapes) and dynamic int8 quantization.
+"""ONNX export (TorchScript exporter, opset 17) and dynamic int8 quantization.
 
 Export: ``torch.onnx.export(..., dynamo=False)``. torch 2.13 defaults to the dynamo exporter, which
-needs ``onnxscript``; the TorchScript exporter covers every op here. Shapes are fixed (8 frames or
-windows per clip): ONNX Runtime plans memory once and the runtime always feeds exactly 8.
+needs ``onnxscript``; the TorchScript exporter covers every op here. Shapes are fixed except, where
+the caller names it, a leading ``frames`` axis: the per-frame encoders (CLIP, HuBERT, FaceXFormer)
+treat every frame or audio window alone, so the runtime can feed a clip's 8 in smaller chunks (less
+activation memory at once) or one at a time as they are captured.
 
 Quantization: dynamic QInt8 weights / QUInt8 activations on MatMul and Gemm only, through
 optimum-onnx's ``ORTQuantizer`` with an ``AutoQuantizationConfig.avx512_vnni`` preset. LayerNorm,
@@ -28,15 +30,19 @@ from emox_edge._io import atomic_path
 log = logging.getLogger(__name__)
 
 OPSET = 17
+FRAME_AXIS = "frames"  # the symbolic leading axis of the per-frame graphs
 QUANT_OPS = ("MatMul", "Gemm")
 
 
 def export_onnx(module, args: tuple, path: str | os.PathLike, *, input_names: Sequence[str],
-                output_names: Sequence[str], output_shapes: Sequence[Sequence[int]] | None = None) -> Path:
+                output_names: Sequence[str], output_shapes: Sequence[Sequence[int | str]] | None = None,
+                frame_axis: bool = False) -> Path:
     """Trace ``module(*args)`` into an ONNX file written atomically at ``path``.
 
     ``output_shapes`` (the reference outputs' shapes) are stamped on the graph outputs: the tracer
-    leaves some of them symbolic (e.g. after a ReduceMean), and the manifest records fixed shapes.
+    leaves some of them symbolic (e.g. after a ReduceMean), and the manifest records the shapes.
+    ``frame_axis``: the leading axis of every input and output is the symbolic ``FRAME_AXIS``
+    (stamped so on the outputs too); everything else stays fixed.
     """
     from converters._torch import require_torch
 
@@ -48,13 +54,16 @@ def export_onnx(module, args: tuple, path: str | os.PathLike, *, input_names: Se
         torch.onnx.export(
             module, args, str(tmp), input_names=list(input_names), output_names=list(output_names),
             opset_version=OPSET, do_constant_folding=True, dynamo=False,
+            dynamic_axes={n: {0: FRAME_AXIS} for n in [*input_names, *output_names]} if frame_axis else None,
         )
         if output_shapes is not None:
+            if frame_axis:
+                output_shapes = [[FRAME_AXIS, *shape[1:]] for shape in output_shapes]
             _stamp_output_shapes(tmp, output_shapes)
     return path
 
 
-def _stamp_output_shapes(path: Path, shapes: Sequence[Sequence[int]]) -> None:
+def _stamp_output_shapes(path: Path, shapes: Sequence[Sequence[int | str]]) -> None:
     import onnx
 
     model = onnx.load(str(path))
@@ -64,7 +73,10 @@ def _stamp_output_shapes(path: Path, shapes: Sequence[Sequence[int]]) -> None:
             raise RuntimeError(f"{path.name}: output {value.name} has rank {len(dims)}, reference rank {len(shape)}")
         for dim, size in zip(dims, shape):
             dim.Clear()
-            dim.dim_value = int(size)
+            if isinstance(size, str):
+                dim.dim_param = size
+            else:
+                dim.dim_value = int(size)
     onnx.save(model, str(path))
 
 

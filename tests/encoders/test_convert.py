@@ -34,6 +34,9 @@ def test_cli_writes_every_graph_report_and_manifest_part(cli_conversion):
             entry = report["graphs"][name][precision]
             assert entry["passed"]
             assert min(m["cosine"] for m in entry["outputs"].values()) >= floor
+            if name != "adapters":  # the per-frame graphs were also checked run in chunks of 3 frames
+                assert entry["chunked"]["passed"] and entry["chunked"]["rows_per_run"] == 3
+                assert min(m["cosine"] for m in entry["chunked"]["outputs"].values()) >= floor
         assert report["graphs"][name]["int8"]["bytes"] < report["graphs"][name]["fp32"]["bytes"]
     assert set(report["chain"]) == {"fp32", "int8"}
     assert "| visual | int8 |" in (out / "encoders-report.md").read_text()
@@ -45,9 +48,10 @@ def test_manifest_part_describes_graph_io(cli_conversion):
     part = json.loads((out / "encoders.json").read_text())
     assert part["kind"] == "nano-emox-encoders"
     graphs = part["graphs"]
-    assert graphs["visual"]["inputs"] == [{"name": "pixel_values", "shape": [8, 3, 224, 224], "dtype": "float32"}]
-    assert graphs["audio"]["inputs"] == [{"name": "waveforms", "shape": [8, 32000], "dtype": "float32"}]
-    assert graphs["facial"]["outputs"] == [{"name": "face_features", "shape": [8, 128], "dtype": "float32"}]
+    assert graphs["visual"]["inputs"] == [{"name": "pixel_values", "shape": ["frames", 3, 224, 224], "dtype": "float32"}]
+    assert graphs["audio"]["inputs"] == [{"name": "waveforms", "shape": ["frames", 32000], "dtype": "float32"}]
+    assert graphs["facial"]["outputs"] == [{"name": "face_features", "shape": ["frames", 128], "dtype": "float32"}]
+    assert graphs["adapters"]["inputs"][0] == {"name": "visual_main", "shape": [8, 64], "dtype": "float32"}
     outs = {o["name"]: o["shape"] for o in graphs["adapters"]["outputs"]}
     assert outs == {"audio_embeds": [32, 64], "frame_embeds": [32, 64], "face_embeds": [4, 64], "fusion_embeds": [1, 64]}
     assert [i["name"] for i in graphs["adapters"]["inputs"]] == [
@@ -88,6 +92,28 @@ def test_graphs_chain_in_onnx_runtime(cli_conversion):
     assert {k: v.shape for k, v in embeds.items()} == {
         "audio_embeds": (32, 64), "frame_embeds": (32, 64), "face_embeds": (4, 64), "fusion_embeds": (1, 64)}
     assert all(np.isfinite(v).all() for v in embeds.values())
+
+
+def _parity_batch(graph: str) -> np.ndarray:
+    from converters.encoders.parity import clip_pixels, face_pixels, parity_frames
+
+    if graph == "audio":
+        return np.random.default_rng(1).standard_normal((8, 32000)).astype(np.float32)
+    return (clip_pixels if graph == "visual" else face_pixels)(parity_frames())
+
+
+@pytest.mark.parametrize("graph, name", [("visual", "pixel_values"), ("audio", "waveforms"), ("facial", "frames")])
+def test_a_per_frame_graph_encodes_each_frame_alone(cli_conversion, graph, name):
+    from converters.encoders.convert import run_graph
+
+    _, out = cli_conversion
+    batch = _parity_batch(graph)
+    whole, _ = run_graph(out / f"{graph}.onnx", {name: batch})
+    for row in (0, 5):
+        alone, _ = run_graph(out / f"{graph}.onnx", {name: batch[row:row + 1]})
+        for key, value in alone.items():
+            assert value.shape == (1, *whole[key].shape[1:])
+            np.testing.assert_allclose(value[0], whole[key][row], rtol=1e-4, atol=1e-5)
 
 
 def test_failing_parity_gate_writes_no_graph_of_that_precision(tiny_sources, tmp_path, capsys):

@@ -71,9 +71,9 @@ def test_full_size_conversion(tmp_path):
     part = json.loads((out / "encoders.json").read_text())
     shapes = {g: {io["name"]: io["shape"] for io in part["graphs"][g]["outputs"]} for g in part["graphs"]}
     assert shapes == {
-        "visual": {"visual_main": [8, 1024], "visual_multi": [8, 3072]},
-        "audio": {"audio_main": [8, 1024], "audio_multi": [8, 3072]},
-        "facial": {"face_features": [8, 256]},
+        "visual": {"visual_main": ["frames", 1024], "visual_multi": ["frames", 3072]},
+        "audio": {"audio_main": ["frames", 1024], "audio_multi": ["frames", 3072]},
+        "facial": {"face_features": ["frames", 256]},
         "adapters": {"audio_embeds": [32, 1536], "frame_embeds": [32, 1536], "face_embeds": [4, 1536],
                      "fusion_embeds": [1, 1536]},
     }
