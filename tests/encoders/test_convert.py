@@ -39,7 +39,9 @@ def test_cli_writes_every_graph_report_and_manifest_part(cli_conversion):
                 assert min(m["cosine"] for m in entry["chunked"]["outputs"].values()) >= floor
         assert report["graphs"][name]["int8"]["bytes"] < report["graphs"][name]["fp32"]["bytes"]
     assert set(report["chain"]) == {"fp32", "int8"}
-    assert "| visual | int8 |" in (out / "encoders-report.md").read_text()
+    markdown = (out / "encoders-report.md").read_text()
+    assert "| visual | int8 |" in markdown and "min cosine, in chunks" in markdown
+    assert "| adapters | int8 | adapters.int8.onnx |" in markdown
     assert report["peak_rss_mb"] > 0
 
 
@@ -187,3 +189,32 @@ def test_pickled_checkpoint_needs_trust(tiny_sources, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--trust-checkpoint" in err and "pickled.pth" in err
     assert not (tmp_path / "enc").exists()
+
+
+def test_a_size_traced_as_a_constant_fails_the_chunked_check(tmp_path):
+    import torch
+
+    from converters.encoders.convert import _run_in_chunks, open_session
+    from converters.encoders.export import export_onnx
+
+    class FixedBatch(torch.nn.Module):
+        def forward(self, x):  # the batch of 8 baked into the reshape
+            return x.reshape(8, 2, -1).mean(dim=1)
+
+    class PerRow(torch.nn.Module):
+        def forward(self, x):
+            return x.reshape(x.shape[0], 2, -1).mean(dim=1)
+
+    x = torch.arange(8 * 6, dtype=torch.float32).reshape(8, 6)
+    inputs = {"x": x.numpy()}
+    for module, runs in ((FixedBatch(), False), (PerRow(), True)):
+        path = export_onnx(module, (x,), tmp_path / f"{type(module).__name__}.onnx", input_names=["x"],
+                           output_names=["y"], output_shapes=[(8, 3)], frame_axis=True)
+        session = open_session(path, threads=1)
+        assert [i.shape for i in session.get_inputs()] == [["frames", 6]]
+        if runs:
+            got = _run_in_chunks(session, ["y"], inputs, 3)
+            np.testing.assert_allclose(got["y"], module(x).numpy())
+        else:
+            with pytest.raises(Exception):  # ONNX Runtime's own error type: the reshape cannot fit 3 rows
+                _run_in_chunks(session, ["y"], inputs, 3)

@@ -74,3 +74,28 @@ class _Counting:
     def run(self, *args):
         self._runs.append(self._name)
         return self._session.run(*args)
+
+
+def test_the_arena_is_shrunk_after_a_graphs_last_row_only(tiny_bundle):
+    from emox_edge.bundle import Bundle
+    from emox_edge.encoders import EncoderSuite
+
+    suite = EncoderSuite(Bundle.open(tiny_bundle), device="cpu", precision="int8", n_threads=1)
+    options = []
+    for graph in suite.graphs:
+        graph.session = _Recording(graph.session, options)
+    suite.run(_inputs(Bundle.open(tiny_bundle)))
+    shrinking = [o is suite._run_options for o in options]
+    assert len(options) == 3 * 8 + 1  # three per-frame graphs, a row per run, then the adapters
+    assert shrinking == ([False] * 7 + [True]) * 3 + [True]
+
+
+class _Recording:
+    """An ONNX Runtime session that records the run options of each run."""
+
+    def __init__(self, session, options: list) -> None:
+        self._session, self._options = session, options
+
+    def run(self, outputs, feed, options=None):
+        self._options.append(options)
+        return self._session.run(outputs, feed, options)

@@ -108,13 +108,19 @@ def test_the_live_microphone_gets_a_transcript(pulse_source, lite_bundle_dir, sp
             for result in analyzer.stream(None, ["emotion"], window_s=3.0, max_clips=8, source_options={"mic": True}):
                 results.append(result)
                 heard.append((result.transcript or {}).get("text", ""))
-                if "box" in " ".join(heard).lower():
+                if _heard_the_request(" ".join(heard).lower()):
                     break
         finally:
             stop.set()
             speaker.join(timeout=40)
     said = " ".join(heard).lower()
-    # Whisper hears espeak through the null sink as "box", "boxes" or "mocks" from window to window
-    assert "box" in said and "carry" in said, (said, [r.error for r in results])
+    assert _heard_the_request(said), (said, [r.error for r in results])
     assert all(r.error is None for r in results)
     assert np.isfinite([r.timings["total_ms"] for r in results]).all()
+
+
+def _heard_the_request(said: str) -> bool:
+    """"carry" and one more content word of REQUEST. Whisper hears espeak through the null sink as
+    "box", "boxes" or "mocks" from window to window (all 8 windows "mocks" once, on a loaded machine),
+    so no single word of it is required."""
+    return "carry" in said and any(word in said for word in ("box", "heavy", "upstairs"))
