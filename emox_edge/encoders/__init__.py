@@ -24,8 +24,8 @@ measured per graph on the full-size int8 files (2 threads, AMD EPYC AVX2, 4 roun
 medians), 8 / 4 / 2 / 1 rows per run: peak activations CLIP 114 / 58 / 30 / 43 MiB, HuBERT 417 / 209 /
 101 / 51, FaceXFormer 260 / 133 / 60 / 37; time CLIP 6.31 / 5.95 / 6.41 / 6.04 s, HuBERT 3.48 / 3.54 /
 3.45 / 3.56 s, FaceXFormer 1.97 / 2.16 / 2.14 / 2.23 s. In the shipped Nano-EmoX pipeline the clip's
-peak RSS fell 2793 -> 2511 MiB and perception took +4-5 % (9.46-9.85 s -> 9.83-10.35 s, two processes
-each way, alternated). Dynamic int8 quantizes each run's activations with their own scale, so the
+peak RSS fell 2793 -> 2511 MiB (perception +4-5 % then, 9.46-9.85 s -> 9.83-10.35 s, two processes each
+way, alternated, with the arena shrunk after every row: see below). Dynamic int8 quantizes each run's activations with their own scale, so the
 rows differ from a whole-clip run within the parity gate (cosine >= 0.9994 against PyTorch at 3 rows
 per run, as at 8). Bundles exported with fixed shapes run whole, as before. The arena is shrunk after
 a graph's last row, not after every row: shrinking after every row faulted its pages in again 24 times
