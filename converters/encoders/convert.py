@@ -34,6 +34,7 @@ from converters.encoders import parity as P
 from converters.encoders.options import EncoderConvertOptions  # noqa: F401 - re-exported: the converter's API
 from converters.encoders.report import write_reports
 from emox_edge._io import sha256_file, write_json_atomic
+from emox_edge.encoders import run_in_rows
 from emox_edge.progress import progress
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,8 @@ def _convert_graph(name, make, inputs, reference, staging, out, opts, thresholds
                  "message": message, "ort_ms": round(ms, 1), "io": io}
         if frame_axis:
             try:
-                chunked = P.compare(reference, _run_in_chunks(session, output_names, inputs, CHUNK_CHECK))
+                joined = run_in_rows(session, output_names, inputs, CHUNK_CHECK)  # the runtime's own chunking
+                chunked = P.compare(reference, dict(zip(output_names, joined)))
                 chunk_ok, chunk_message = P.gate(f"{name} in chunks of {CHUNK_CHECK}", precision, chunked, thresholds)
             except Exception as exc:  # ONNX Runtime's own error types: a size the tracer kept as a constant
                 chunked, chunk_ok = {}, False
@@ -249,14 +251,6 @@ def _convert_graph(name, make, inputs, reference, staging, out, opts, thresholds
             os.replace(path, out / path.name)
             files[precision] = path.name
     return results, files
-
-
-def _run_in_chunks(session, output_names: list[str], inputs: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
-    """Run ``session`` on the leading axis of ``inputs`` ``rows`` at a time; outputs concatenated.
-    A graph whose frames axis is not really symbolic (a size traced as a constant) fails here."""
-    total = len(next(iter(inputs.values())))
-    parts = [session.run(output_names, {k: v[i:i + rows] for k, v in inputs.items()}) for i in range(0, total, rows)]
-    return {n: np.concatenate([p[j] for p in parts]) for j, n in enumerate(output_names)}
 
 
 def open_session(path: str | os.PathLike, *, threads: int | None = None):

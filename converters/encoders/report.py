@@ -35,9 +35,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"{min(o['cosine'] for o in outs):.6f} | {_chunked(entry.get('chunked'))} | "
                 f"{max(o['max_abs_error'] for o in outs):.3g} | "
                 f"{entry['ort_ms']:.0f} | {'yes' if entry['passed'] else 'NO'} |")
-    if any("chunked" in e for per in report["graphs"].values() for e in per.values()):
-        rows = next(e["chunked"]["rows_per_run"] for per in report["graphs"].values() for e in per.values()
-                    if "chunked" in e)
+    rows = next((e["chunked"]["rows_per_run"] for per in report["graphs"].values() for e in per.values()
+                 if "chunked" in e), None)
+    if rows is not None:
         lines += ["", f"In chunks: the per-frame graphs run on {rows} frames at a time, outputs joined (the frames "
                   "axis is symbolic; the runtime encodes one frame per run). Fixed-shape graphs: -."]
     if report.get("chain"):

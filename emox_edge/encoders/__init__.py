@@ -25,9 +25,9 @@ medians), 8 / 4 / 2 / 1 rows per run: peak activations CLIP 114 / 58 / 30 / 43 M
 101 / 51, FaceXFormer 260 / 133 / 60 / 37; time CLIP 6.31 / 5.95 / 6.41 / 6.04 s, HuBERT 3.48 / 3.54 /
 3.45 / 3.56 s, FaceXFormer 1.97 / 2.16 / 2.14 / 2.23 s. In the shipped Nano-EmoX pipeline the clip's
 peak RSS fell 2793 -> 2511 MiB (perception +4-5 % then, 9.46-9.85 s -> 9.83-10.35 s, two processes each
-way, alternated, with the arena shrunk after every row: see below). Dynamic int8 quantizes each run's activations with their own scale, so the
-rows differ from a whole-clip run within the parity gate (cosine >= 0.9994 against PyTorch at 3 rows
-per run, as at 8). Bundles exported with fixed shapes run whole, as before. The arena is shrunk after
+way, alternated, with the arena shrunk after every row: see below). Dynamic int8 quantizes each run's
+activations with their own scale, so the rows differ from a whole-clip run within the parity gate
+(cosine >= 0.9994 against PyTorch at 3 rows per run, as at 8). Bundles exported with fixed shapes run whole, as before. The arena is shrunk after
 a graph's last row, not after every row: shrinking after every row faulted its pages in again 24 times
 a clip (perception 11.4-12.5 s every row, 10.5-10.9 s last row only, 10.3-11.0 s whole clip per run;
 peak RSS 2364-2373 / 2401-2464 / 2607-2610 MiB; shipped pipeline, two processes each, alternated).
@@ -113,7 +113,6 @@ class EncoderSuite:
             outputs = [o["name"] for o in entry.get("outputs", [])] or [o.name for o in session.get_outputs()]
             self.graphs.append(_Graph(name, session, list(inputs), outputs, rel, _per_frame(inputs)))
         self._run_options = _shrinking_run_options()
-        self._keep_options = None  # a graph's runs before its last keep the arena's chunks for the next row
         log.info("encoders: %s on %s, %d intra-op threads, %s", ", ".join(g.name for g in self.graphs),
                  self.device.name, threads, precision)
 
@@ -138,18 +137,26 @@ class EncoderSuite:
         return values, timings
 
     def _run_graph(self, graph: _Graph, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        rows = len(next(iter(feed.values())))
         step = self.frames_per_run
-        if not graph.per_frame or step is None or rows <= step:
+        if not graph.per_frame or step is None:
             return graph.session.run(graph.outputs, feed, self._run_options)
-        starts = range(0, rows, step)
-        parts = [graph.session.run(graph.outputs, {k: v[i:i + step] for k, v in feed.items()},
-                                   self._run_options if i == starts[-1] else self._keep_options)
-                 for i in starts]
-        return [np.concatenate([p[j] for p in parts]) for j in range(len(graph.outputs))]
+        # the arena is shrunk after the graph's last run only: earlier rows keep its chunks for the next
+        return run_in_rows(graph.session, graph.outputs, feed, step, last_options=self._run_options)
 
     def close(self) -> None:
         self.graphs = []
+
+
+def run_in_rows(session, outputs: Sequence[str], feed: Mapping[str, np.ndarray], step: int, *,
+                last_options: Any = None) -> list[np.ndarray]:
+    """Run ``session`` on ``step`` rows of the leading axis of ``feed`` at a time; outputs joined.
+
+    ``last_options`` (``RunOptions``) go with the last run only. A graph whose leading axis is not
+    really symbolic (a size traced as a constant) raises ONNX Runtime's error here."""
+    starts = range(0, len(next(iter(feed.values()))), step)
+    parts = [session.run(list(outputs), {k: v[i:i + step] for k, v in feed.items()},
+                         last_options if i == starts[-1] else None) for i in starts]
+    return [np.concatenate([p[j] for p in parts]) for j in range(len(outputs))]
 
 
 def _shrinking_run_options():

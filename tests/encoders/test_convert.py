@@ -194,8 +194,9 @@ def test_pickled_checkpoint_needs_trust(tiny_sources, tmp_path, capsys):
 def test_a_size_traced_as_a_constant_fails_the_chunked_check(tmp_path):
     import torch
 
-    from converters.encoders.convert import _run_in_chunks, open_session
+    from converters.encoders.convert import open_session
     from converters.encoders.export import export_onnx
+    from emox_edge.encoders import run_in_rows
 
     class FixedBatch(torch.nn.Module):
         def forward(self, x):  # the batch of 8 baked into the reshape
@@ -213,8 +214,8 @@ def test_a_size_traced_as_a_constant_fails_the_chunked_check(tmp_path):
         session = open_session(path, threads=1)
         assert [i.shape for i in session.get_inputs()] == [["frames", 6]]
         if runs:
-            got = _run_in_chunks(session, ["y"], inputs, 3)
-            np.testing.assert_allclose(got["y"], module(x).numpy())
+            (got,) = run_in_rows(session, ["y"], inputs, 3)
+            np.testing.assert_allclose(got, module(x).numpy())
         else:
             with pytest.raises(Exception):  # ONNX Runtime's own error type: the reshape cannot fit 3 rows
-                _run_in_chunks(session, ["y"], inputs, 3)
+                run_in_rows(session, ["y"], inputs, 3)

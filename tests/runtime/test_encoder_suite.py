@@ -44,10 +44,11 @@ def test_per_frame_graphs_run_a_row_at_a_time_with_the_same_answer(tiny_bundle):
         "visual": True, "audio": True, "facial": True, "adapters": False}
     runs = []
     for graph in chunked.graphs:  # count the runs each graph gets
-        graph.session = _Counting(graph.session, runs, graph.name)
+        graph.session = _Recording(graph.session, runs, graph.name)
     got, _ = chunked.run(feed)
     want, _ = whole.run(feed)
-    assert runs.count("visual") == runs.count("audio") == runs.count("facial") == 8 and runs.count("adapters") == 1
+    names = [name for name, _ in runs]
+    assert names.count("visual") == names.count("audio") == names.count("facial") == 8 and names.count("adapters") == 1
     for name in ("visual_main", "audio_multi", "face_features", "frame_embeds", "fusion_embeds"):
         assert got[name].shape == want[name].shape
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5)
@@ -65,37 +66,28 @@ def test_frames_per_run_must_be_a_positive_integer(tiny_bundle):
             EncoderSuite(Bundle.open(tiny_bundle), device="cpu", frames_per_run=bad)
 
 
-class _Counting:
-    """An ONNX Runtime session that records each run (the suite's chunking is what is tested)."""
-
-    def __init__(self, session, runs: list, name: str) -> None:
-        self._session, self._runs, self._name = session, runs, name
-
-    def run(self, *args):
-        self._runs.append(self._name)
-        return self._session.run(*args)
-
-
 def test_the_arena_is_shrunk_after_a_graphs_last_row_only(tiny_bundle):
     from emox_edge.bundle import Bundle
     from emox_edge.encoders import EncoderSuite
 
     suite = EncoderSuite(Bundle.open(tiny_bundle), device="cpu", precision="int8", n_threads=1)
-    options = []
+    runs = []
     for graph in suite.graphs:
-        graph.session = _Recording(graph.session, options)
+        graph.session = _Recording(graph.session, runs, graph.name)
     suite.run(_inputs(Bundle.open(tiny_bundle)))
+    options = [o for _, o in runs]
     shrinking = [o is suite._run_options for o in options]
     assert len(options) == 3 * 8 + 1  # three per-frame graphs, a row per run, then the adapters
     assert shrinking == ([False] * 7 + [True]) * 3 + [True]
 
 
 class _Recording:
-    """An ONNX Runtime session that records the run options of each run."""
+    """An ONNX Runtime session that records each run as (graph name, run options): the suite's chunking
+    and its arena shrinking are what is tested."""
 
-    def __init__(self, session, options: list) -> None:
-        self._session, self._options = session, options
+    def __init__(self, session, runs: list, name: str) -> None:
+        self._session, self._runs, self._name = session, runs, name
 
     def run(self, outputs, feed, options=None):
-        self._options.append(options)
+        self._runs.append((self._name, options))
         return self._session.run(outputs, feed, options)
