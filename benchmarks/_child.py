@@ -20,6 +20,8 @@ import time
 UNITS = {
     "stages_torch": "benchmarks.bench_stages:unit_torch",
     "stages_onnx": "benchmarks.bench_stages:unit_onnx",
+    "stages_levers_build": "benchmarks.bench_int8_levers:unit_build",
+    "stages_levers_time": "benchmarks.bench_int8_levers:unit_time",
     "llm_core": "benchmarks.bench_core:unit_core",
     "llm_transformers": "benchmarks.bench_core:unit_transformers",
     "llm_overhead": "benchmarks.bench_core:unit_overhead",

@@ -5,7 +5,9 @@ FaceXFormer on 8 frames (``facial``), and the adapters (Q-Formers, fusion, facia
 projections). ONNX Runtime runs through the runtime's own ``EncoderSuite`` on the bundle's graphs,
 one child process per precision (so each has its own peak RSS). Cosines compare each stage's
 outputs with PyTorch's on the same clip; the ONNX adapters are fed by their own precision's
-encoders (the chain a user runs), so their cosine includes the encoders' error.
+encoders (the chain a user runs), so their cosine includes the encoders' error. Issue 14's int8
+levers (static int8, ORT transformer fusions) are measured beside the shipped int8 here too
+(``bench_int8_levers``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import _report
+from benchmarks import _report, bench_int8_levers
 
 TITLE = "Encoder stages: PyTorch fp32 vs ONNX Runtime fp32 vs int8 (one clip)"
 STAGES = ("visual", "audio", "facial", "adapters")
@@ -134,6 +136,16 @@ def run(ctx) -> dict[str, Any]:
                "files": results.get("int8", results.get("fp32", {})).get("files"),
                "file_bytes": {t: results[t].get("file_bytes") for t in ("fp32", "int8") if t in results},
                "rss_after_load_mib": {t: r.get("rss_after_load_mib") for t, r in results.items()}}
+    if "torch" in results and "int8" in results:
+        try:
+            levers = bench_int8_levers.measure(ctx, results["torch"]["outputs"])
+        except RuntimeError as exc:
+            problems.append(f"int8 levers: {exc}")
+        else:
+            section["levers"] = {k: v for k, v in levers.items() if k != "metrics"}
+            metrics["levers"] = levers["metrics"]
+            higher += [f"levers.{k}.{g}.{v}" for k in ("speedup_vs_int8", "cosine_vs_torch")
+                       for g, t in levers["metrics"][k].items() for v in t]
     if problems:
         section.update(status="partial", partial=True, reason="; ".join(problems))
     return section
@@ -169,6 +181,8 @@ def render(section: dict[str, Any]) -> str:
              if m.get(f"{tag}_peak_rss_mib") is not None]
     text += ("\n\nCosine: the lowest over a stage's outputs (main and multi-scale features; the four embedding "
              "sets for the adapters), flattened. Peak RSS of each child (all four stages loaded): " + ", ".join(peaks) + ".")
+    if section.get("levers"):
+        text += "\n\n" + bench_int8_levers.render({**section["levers"], "metrics": m.get("levers", {})})
     return text
 
 

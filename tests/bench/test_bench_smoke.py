@@ -48,6 +48,8 @@ def test_json_report_on_disk_matches(quick_report):
 @pytest.mark.parametrize("metric", [
     "stages.torch_ms.visual", "stages.int8_ms.audio", "stages.fp32_ms.facial", "stages.int8_ms.adapters",
     "stages.cosine_int8_vs_fp32.frame_embeds", "stages.int8_speedup.visual",
+    "stages.levers.speedup_vs_int8.visual.static", "stages.levers.speedup_vs_int8.audio.fused",
+    "stages.levers.cosine_vs_torch.facial.static", "stages.levers.ms.visual.int8",
     "llm.q4_k_m.prefill_ms", "llm.q8_0.decode_tok_s", "llm.f16.first_token_ms", "llm.transformers.decode_tok_s",
     "llm.q4_k_m.ceiling_tok_s", "llm.bandwidth_gbs", "llm.overhead_q4_k_m.decode_ratio_core_vs_plain",
     "e2e.pytorch.total_ms", "e2e.q4_k_m-int8.total_ms", "e2e.q4_k_m-int8.speedup_total", "e2e.q8_0-fp32.rss_ratio",
@@ -81,7 +83,8 @@ def test_markdown_has_every_table(quick_report):
         assert f"## {section['title']}" in text, name
     for header in ("| stage | PyTorch fp32 | ORT fp32 | ORT int8", "| language core | prompt positions",
                    "| pipeline | first token | clip total", "| emox-edge | sentiment | emotion",
-                   "| GGUF | top-1 agreement", "| source | frames | camera fps sustained"):
+                   "| GGUF | top-1 agreement", "| source | frames | camera fps sustained",
+                   "| graph | shipped dynamic int8 (cos vs PyTorch) | static int8"):
         assert header in text, header
     assert "PyTorch fp32 reference" in text and "emox-edge Q4_K_M + int8" in text
     assert "## Reproduce" in text and "python -m benchmarks --quick" in text
