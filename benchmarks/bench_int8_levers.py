@@ -7,7 +7,8 @@ calibrated on benchmark clips other than the measured one, and rebuilt when the 
 One child then runs, graph by graph, the shipped int8 and both variants on the stages clip, one
 frame or audio window per run as the runtime does, in rounds whose order rotates; medians. Cosines
 compare each variant's outputs with PyTorch's on that clip. A variant pays when it passes the
-parity gate (cosine >= 0.99) and runs faster than the shipped int8.
+parity gate (cosine >= 0.99) and runs at least 5 % faster than the shipped int8 (this VM's speed
+moves by a few per cent between rounds of one child).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ GRAPHS = ("visual", "audio", "facial")
 LABEL = {"visual": "CLIP ViT-L/14", "audio": "HuBERT-Large", "facial": "FaceXFormer"}
 ROWS = ("int8", "static", "fused")  # the shipped dynamic int8 first
 GATE = 0.99
+PAYS_ABOVE = 1.05  # speed-up over the shipped int8 that counts as a gain, not noise
 CALIBRATION_CLIPS = (1, 2)  # the stages clip is clip 0
 
 
@@ -129,20 +131,26 @@ def measure(ctx, torch_outputs: str) -> dict[str, Any]:
     args = {"levers_dir": str(ctx.art.root / "levers"), "torch_outputs": torch_outputs}
     built = ctx.child("stages_levers_build", args, tag="stages-levers-build")
     timed = ctx.child("stages_levers_time", args, tag="stages-levers")
-    metrics: dict[str, Any] = {"ms": timed["ms"], "cosine_vs_torch": timed["cosine_vs_torch"], "speedup_vs_int8": {}}
-    verdict: dict[str, dict[str, str]] = {}
-    for name, row_ms in timed["ms"].items():
-        for variant in ("static", "fused"):
-            speed = row_ms["int8"] / row_ms[variant]
-            metrics["speedup_vs_int8"].setdefault(name, {})[variant] = speed
-            passes = timed["cosine_vs_torch"][name][variant] >= GATE
-            verdict.setdefault(name, {})[variant] = ("pays" if passes and speed > 1.0 else
-                                                     "fails the gate" if not passes else "slower")
-    return {"metrics": metrics, "verdict": verdict, "built": built["built"], "file_bytes": timed["file_bytes"]}
+    metrics: dict[str, Any] = {"ms": timed["ms"], "cosine_vs_torch": timed["cosine_vs_torch"],
+                               "speedup_vs_int8": {name: {v: row_ms["int8"] / row_ms[v] for v in ("static", "fused")}
+                                                   for name, row_ms in timed["ms"].items()}}
+    return {"metrics": metrics, "built": built["built"], "file_bytes": timed["file_bytes"]}
+
+
+def verdicts(metrics: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """"pays" / "slower" / "fails the gate" per graph and variant, from the measured metrics."""
+    out: dict[str, dict[str, str]] = {}
+    for name, speeds in metrics["speedup_vs_int8"].items():
+        for variant, speed in speeds.items():
+            passes = metrics["cosine_vs_torch"][name][variant] >= GATE
+            out.setdefault(name, {})[variant] = ("fails the gate" if not passes else "pays" if speed >= PAYS_ABOVE
+                                                 else "no gain" if speed >= 1.0 else "slower")
+    return out
 
 
 def render(levers: dict[str, Any]) -> str:
     m = levers.get("metrics", {})
+    verdict = verdicts(m) if m.get("speedup_vs_int8") else {}
     rows = []
     for name in GRAPHS:
         if name not in m.get("ms", {}):
@@ -151,9 +159,10 @@ def render(levers: dict[str, Any]) -> str:
         built = levers.get("built", {}).get(name, {})
         fused = ", ".join(f"{op} {n}" for op, n in (built.get("fused", {}).get("fused_ops") or {}).items()) or "none"
         rows.append([LABEL[name], f"{_report.ms(ms['int8'])} ({cos['int8']:.5f})"]
-                    + [f"{_report.ms(ms[v])}, {_report.ratio(speed[v])} ({cos[v]:.5f}): {levers['verdict'][name][v]}"
+                    + [f"{_report.ms(ms[v])}, {_report.ratio(speed[v])} ({cos[v]:.5f}): {verdict[name][v]}"
                        for v in ("static", "fused")] + [fused])
     text = _report.table(["graph", "shipped dynamic int8 (cos vs PyTorch)", "static int8, QOperator, per-channel",
                           "ORT fusions + dynamic int8", "fused ops found"], rows)
     return ("Issue 14 item 1, the int8 levers (one frame or window per run, as the runtime runs them; speed-up "
-            f"vs the shipped int8; a lever pays when it is faster and keeps cosine >= {GATE}):\n\n" + text)
+            f"vs the shipped int8; a lever pays when it is at least {PAYS_ABOVE:.2f}x as fast and keeps cosine "
+            f">= {GATE}):\n\n" + text)
