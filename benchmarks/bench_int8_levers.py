@@ -22,11 +22,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks import _report
+from converters.encoders.parity import Thresholds
+from emox_edge.encoders import FRAMES_PER_RUN, per_frame
 
 GRAPHS = ("visual", "audio", "facial")
 LABEL = {"visual": "CLIP ViT-L/14", "audio": "HuBERT-Large", "facial": "FaceXFormer"}
 ROWS = ("int8", "static", "fused")  # the shipped dynamic int8 first
-GATE = 0.99
+VARIANTS = ROWS[1:]
+GATE = Thresholds().int8_cosine  # the converter's int8 parity gate
 PAYS_ABOVE = 1.05  # speed-up over the shipped int8 that counts as a gain, not noise
 CALIBRATION_CLIPS = (1, 2)  # the stages clip is clip 0
 
@@ -39,17 +42,17 @@ def _feeds(clip: int, clips_dir: str) -> dict[str, np.ndarray]:
     return {"pixel_values": p.pixel_values, "frames": p.face_frames, "waveforms": p.waveforms}
 
 
-def _graph(bundle, name: str) -> tuple[dict, Path, bool]:
+def _graph(bundle, name: str) -> tuple[dict, Path, int]:
+    """The manifest entry, the fp32 file and the rows per run (the runtime's ``FRAMES_PER_RUN`` for a
+    per-frame graph, else all)."""
     spec = bundle.require(f"graphs.{name}")
-    per_frame = all(isinstance(io["shape"][0], str) for io in spec["inputs"])
-    return spec, bundle.root / spec["fp32"], per_frame
+    step = FRAMES_PER_RUN if per_frame(spec["inputs"]) else int(spec["inputs"][0]["shape"][0])
+    return spec, bundle.root / spec["fp32"], step
 
 
-def _rows(spec: dict, feeds: dict[str, np.ndarray], per_frame: bool):
+def _rows(spec: dict, feeds: dict[str, np.ndarray], step: int):
     names = [io["name"] for io in spec["inputs"]]
-    n = len(feeds[names[0]])
-    step = 1 if per_frame else n
-    return [{k: feeds[k][i:i + step] for k in names} for i in range(0, n, step)]
+    return [{k: feeds[k][i:i + step] for k in names} for i in range(0, len(feeds[names[0]]), step)]
 
 
 def unit_build(args: dict[str, Any]) -> dict[str, Any]:
@@ -66,9 +69,9 @@ def unit_build(args: dict[str, Any]) -> dict[str, Any]:
     calibration = [_feeds(k, args["clips_dir"]) for k in CALIBRATION_CLIPS]
     built: dict[str, dict[str, Any]] = {}
     for name in GRAPHS:
-        spec, fp32, per_frame = _graph(bundle, name)
+        spec, fp32, step = _graph(bundle, name)
         source = {"file": str(fp32), "bytes": fp32.stat().st_size, "mtime_ns": fp32.stat().st_mtime_ns}
-        for variant in ("static", "fused"):
+        for variant in VARIANTS:
             dst, stamp = out / f"{name}.int8-{variant}.onnx", out / f"{name}.int8-{variant}.json"
             cached = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() and dst.is_file() else None
             if cached and cached.get("source") == source:
@@ -76,7 +79,7 @@ def unit_build(args: dict[str, Any]) -> dict[str, Any]:
                 continue
             start = time.perf_counter()
             if variant == "static":
-                rows = [r for feeds in calibration for r in _rows(spec, feeds, per_frame)]
+                rows = [r for feeds in calibration for r in _rows(spec, feeds, step)]
                 settings = quantize_int8_static(fp32, dst, rows)
             else:
                 settings = fuse_and_quantize(fp32, dst, model_type=MODEL_TYPES[name])
@@ -103,13 +106,12 @@ def unit_time(args: dict[str, Any]) -> dict[str, Any]:
     cos: dict[str, dict[str, float]] = {}
     sizes: dict[str, dict[str, int]] = {}
     for name in GRAPHS:
-        spec, _fp32, per_frame = _graph(bundle, name)
+        spec, _fp32, step = _graph(bundle, name)
         files = {"int8": bundle.root / spec["int8"], "static": out / f"{name}.int8-static.onnx",
                  "fused": out / f"{name}.int8-fused.onnx"}
         sessions = {row: create_session(path, device="cpu", n_threads=args["threads"]) for row, path in files.items()}
         outputs = [io["name"] for io in spec["outputs"]]
         feed = {io["name"]: np.ascontiguousarray(feeds[io["name"]], np.float32) for io in spec["inputs"]}
-        step = 1 if per_frame else len(next(iter(feed.values())))
         samples: dict[str, list[float]] = {row: [] for row in ROWS}
         for row in ROWS:  # warm-up, and the outputs compared
             values = run_in_rows(sessions[row], outputs, feed, step)
@@ -132,7 +134,7 @@ def measure(ctx, torch_outputs: str) -> dict[str, Any]:
     built = ctx.child("stages_levers_build", args, tag="stages-levers-build")
     timed = ctx.child("stages_levers_time", args, tag="stages-levers")
     metrics: dict[str, Any] = {"ms": timed["ms"], "cosine_vs_torch": timed["cosine_vs_torch"],
-                               "speedup_vs_int8": {name: {v: row_ms["int8"] / row_ms[v] for v in ("static", "fused")}
+                               "speedup_vs_int8": {name: {v: row_ms["int8"] / row_ms[v] for v in VARIANTS}
                                                    for name, row_ms in timed["ms"].items()}}
     return {"metrics": metrics, "built": built["built"], "file_bytes": timed["file_bytes"]}
 
@@ -160,7 +162,7 @@ def render(levers: dict[str, Any]) -> str:
         fused = ", ".join(f"{op} {n}" for op, n in (built.get("fused", {}).get("fused_ops") or {}).items()) or "none"
         rows.append([LABEL[name], f"{_report.ms(ms['int8'])} ({cos['int8']:.5f})"]
                     + [f"{_report.ms(ms[v])}, {_report.ratio(speed[v])} ({cos[v]:.5f}): {verdict[name][v]}"
-                       for v in ("static", "fused")] + [fused])
+                       for v in VARIANTS] + [fused])
     text = _report.table(["graph", "shipped dynamic int8 (cos vs PyTorch)", "static int8, QOperator, per-channel",
                           "ORT fusions + dynamic int8", "fused ops found"], rows)
     return ("Issue 14 item 1, the int8 levers (one frame or window per run, as the runtime runs them; speed-up "

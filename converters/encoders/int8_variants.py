@@ -28,7 +28,6 @@ import numpy as np
 from converters.encoders.export import QUANT_OPS, _quiet_root_logger, activation_matmuls
 from emox_edge._io import atomic_path
 
-VARIANTS = ("static", "fused")
 # ORT's optimizer model type per graph: CLIP ViT (quick GELU), HuBERT (a BERT-style encoder after its
 # convolutional front), FaceXFormer (a Swin-B backbone)
 MODEL_TYPES = {"visual": "clip", "audio": "bert", "facial": "swin"}

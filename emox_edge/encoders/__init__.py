@@ -64,7 +64,8 @@ class _Graph:
     per_frame: bool = False  # a symbolic leading axis on every input: rows may be run in chunks
 
 
-def _per_frame(inputs: Sequence[Mapping[str, Any]]) -> bool:
+def per_frame(inputs: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a graph's inputs all have a symbolic leading (frames) axis: its rows may run in chunks."""
     return bool(inputs) and all(io.get("shape") and isinstance(io["shape"][0], str) for io in inputs)
 
 
@@ -111,7 +112,7 @@ class EncoderSuite:
             session = create_session(path, device=self.device, n_threads=threads)
             inputs = entry.get("inputs") or [{"name": i.name, "shape": i.shape, "dtype": "float32"} for i in session.get_inputs()]
             outputs = [o["name"] for o in entry.get("outputs", [])] or [o.name for o in session.get_outputs()]
-            self.graphs.append(_Graph(name, session, list(inputs), outputs, rel, _per_frame(inputs)))
+            self.graphs.append(_Graph(name, session, list(inputs), outputs, rel, per_frame(inputs)))
         self._run_options = _shrinking_run_options()
         log.info("encoders: %s on %s, %d intra-op threads, %s", ", ".join(g.name for g in self.graphs),
                  self.device.name, threads, precision)
