@@ -426,6 +426,9 @@ class Analyzer:
         live = getattr(segmentation, "mode", "fixed") == "fixed"
         count = 0
         try:
+            picks = self._kind.ahead_frames() if hasattr(src, "encode_ahead") else 0
+            if picks and src.encode_ahead(self._kind.encode_ahead, picks):
+                log.info("%s: the %d frames each clip samples are encoded as they are captured", src.name, picks)
             clips = src.clips()
             while max_clips is None or count < max_clips:
                 t0 = time.perf_counter()

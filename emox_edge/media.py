@@ -31,6 +31,9 @@ class Clip:
         error: set on a placeholder clip that stands for a unit of the source that could not be read
             (a corrupt file of a directory, ...): the analyzer reports it as a failed result and the
             job goes on. Make one with ``Clip.failed``.
+        even_in_time: the model samples the clip's frames evenly in time (``preprocess.time_picks``)
+            rather than by index: live camera clips, whose frame rate is not steady and whose picks
+            are encoded while the clip is still being captured.
     """
 
     frames: np.ndarray
@@ -43,6 +46,7 @@ class Clip:
     source: str = ""
     model_frames: np.ndarray | None = None
     error: str | None = None
+    even_in_time: bool = False
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:

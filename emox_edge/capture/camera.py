@@ -205,6 +205,12 @@ class CameraReader:
         with self._lock:
             return self._latest
 
+    def held_between(self, start: float, end: float) -> list[tuple[float, np.ndarray]]:
+        """The held ``(time, rgb)`` frames with ``start <= time < end`` (as ``take`` chooses them), oldest
+        first, without marking them taken."""
+        with self._lock:
+            return [(t, f) for t, f in self._history if start <= t < end]
+
     def take(self, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
         """Frames with ``start <= t < end`` as (uint8 [N,H,W,3], times [N]); marks them taken."""
         with self._lock:

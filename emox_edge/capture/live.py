@@ -13,6 +13,7 @@ from emox_edge.capture.decode import DecodeLoss, decode_packet, display_size, op
 from emox_edge.capture.segment import LiveSegmenter, Segmentation
 from emox_edge.capture.base import Source, empty_frames
 from emox_edge.media import SAMPLE_RATE, Clip
+from emox_edge.preprocess.frames import pick_instants
 from emox_edge.preprocess.resample import downmix
 
 AUDIO_GRACE_S = 0.3  # how long a clip may wait for the microphone's last block (blocks arrive after their time)
@@ -132,6 +133,10 @@ class LiveSource(Source):
     as a poll moves it; frames are downscaled to ``max_side`` in the camera thread. The source keeps
     no reference to a clip once it is handed out (see docs/runtime.md, "Live memory").
 
+    Clips sample their frames evenly in time (``Clip.even_in_time``). With ``encode_ahead`` set, the
+    frames a fixed window will sample are handed to the encoders as they arrive, while the consumer
+    waits for the window to close.
+
     Args:
         camera, mic: the devices (None: not used).
         segmentation: how clips are cut.
@@ -184,6 +189,24 @@ class LiveSource(Source):
             raise
         self.name = "+".join(parts)
         self._closed = False
+        self._ahead: tuple[Callable[[list[np.ndarray]], Any], int] | None = None
+        self._streamed: tuple[float, float] | None = None  # the window whose picks are being encoded
+        self._sent: set[int] = set()  # its picks handed to the encoders
+        self.encoded_ahead = 0  # frames encoded before their clip closed
+
+    def encode_ahead(self, encode: Callable[[list[np.ndarray]], Any], picks: int) -> bool:
+        """While a fixed window is being captured, hand ``encode`` (``BundleKind.encode_ahead``) each of
+        the ``picks`` frames its clip will sample (``preprocess.time_picks``) as soon as it has arrived,
+        one per poll, so little encoding is left when the window closes.
+
+        A consumer that comes back after windows have closed joins the window being captured instead
+        of taking the newest closed one (the closed ones count as skipped): same clips per minute on a
+        machine slower than real time, but the answer is fresher and its encoding partly done.
+        Returns whether streaming is on (fixed windows and a camera only)."""
+        if self.segmentation.mode != "fixed" or self.camera is None or picks < 1:
+            return False
+        self._ahead = (encode, int(picks))
+        return True
 
     def _now(self) -> float:
         return self._clock() - self.t0
@@ -202,11 +225,14 @@ class LiveSource(Source):
                 now = self._now()
                 audio_fn = (lambda s: self._audio(s, now, mark=False)) if self.mic is not None else None
                 spans = self._segmenter.poll(now, audio_fn)
+                if spans and self._ahead is not None:
+                    spans = self._streamed_span(spans)
                 clip = self._clip(spans[-1]) if spans else None
                 if self._release and self.camera is not None:  # no later span starts before the cursor
                     self.camera.release_before(self.t0 + self._segmenter.cursor)
                 if not spans:
-                    time.sleep(self.poll_s)
+                    if not (self._ahead is not None and self._encode_next()):
+                        time.sleep(self.poll_s)
                     continue
                 if len(spans) > 1:
                     self.skipped += len(spans) - 1
@@ -216,6 +242,52 @@ class LiveSource(Source):
                     del clip  # the consumer is done with it: hold nothing while the next span fills
         finally:
             self.close()
+
+    def _streamed_span(self, spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        """The closed window whose picks were encoded ahead, or none (join the one being captured)."""
+        if self._streamed in spans:
+            skipped = len(spans) - 1
+            spans = [self._streamed]
+        else:
+            skipped = len(spans)
+            spans = []
+        if skipped:
+            self.skipped += skipped
+            log.info("analysis is slower than real time: skipped %d clip(s), joining the one being captured", skipped)
+        return spans
+
+    def _encode_next(self) -> bool:
+        """Hand the next pick of the window being captured to the encoders if its frame has arrived;
+        returns whether one was encoded."""
+        encode, picks = self._ahead
+        start = self._segmenter.cursor
+        end = start + self.segmentation.window_s
+        if self._streamed != (start, end):
+            self._streamed, self._sent = (start, end), set()
+        if len(self._sent) >= picks:
+            return False
+        held = self.camera.held_between(self.t0 + start, self.t0 + end)  # as ``_clip`` will take them
+        if not held:
+            return False
+        times = np.asarray([t for t, _ in held], np.float64) - self.t0  # as ``_clip`` computes them
+        found = np.searchsorted(times, pick_instants(start, end, picks), side="left")
+        for k in range(picks):
+            if k in self._sent:
+                continue
+            if found[k] >= len(held):
+                return False  # its frame has not arrived yet, nor have later picks'
+            self._sent.add(k)
+            if any(found[j] == found[k] for j in self._sent if j != k):
+                continue  # the same frame as an earlier pick (a stalled camera)
+            try:
+                encode([held[found[k]][1]])
+            except Exception as exc:  # the clip is still analysed when it closes, from scratch
+                log.warning("encoding ahead failed, stopping it: %s: %s", type(exc).__name__, exc)
+                self._ahead = None
+                return False
+            self.encoded_ahead += 1
+            return True
+        return False
 
     def _await_audio(self, end: float) -> None:
         """Wait (at most ``AUDIO_GRACE_S``) until the microphone has delivered samples up to ``end``:
@@ -241,10 +313,13 @@ class LiveSource(Source):
         if frames.shape[0] == 0 and not np.any(audio):
             log.warning("%s delivered nothing for %.1f-%.1f s", self.name, start, end)
             return None
-        return Clip(frames=frames, frame_times=times, audio=audio, start=start, end=end, source=self.name)
+        return Clip(frames=frames, frame_times=times, audio=audio, start=start, end=end, source=self.name,
+                    even_in_time=True)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"skipped_clips": self.skipped}
+        if self._ahead is not None or self.encoded_ahead:
+            out["frames_encoded_ahead"] = self.encoded_ahead
         if self.camera is not None:
             out.update(frames_read=self.camera.frames_read, frames_dropped=self.camera.dropped,
                        camera_reconnects=self.camera.reconnects, camera_history_s=round(self.camera.history_s, 2),

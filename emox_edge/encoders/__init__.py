@@ -31,6 +31,10 @@ activations with their own scale, so the rows differ from a whole-clip run withi
 a graph's last row, not after every row: shrinking after every row faulted its pages in again 24 times
 a clip (perception 11.4-12.5 s every row, 10.5-10.9 s last row only, 10.3-11.0 s whole clip per run;
 peak RSS 2364-2373 / 2401-2464 / 2607-2610 MiB; shipped pipeline, two processes each, alternated).
+
+Run one row at a time, a per-frame graph keeps each row's outputs by the row's exact input bytes
+(``row_cache``): rows seen before (encoded ahead during live capture by ``encode_ahead``, or repeated,
+such as the zero audio windows of a clip without sound) are not run again.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import numpy as np
 from emox_edge.bundle.manifest import Bundle
 from emox_edge.errors import BadInputError, BundleError
 from emox_edge.devices import ResolvedDevice, default_threads, resolve_device
+from emox_edge.encoders.row_cache import RowCache, row_key
 from emox_edge.onnx_session import create_session
 
 log = logging.getLogger(__name__)
@@ -114,6 +119,8 @@ class EncoderSuite:
             outputs = [o["name"] for o in entry.get("outputs", [])] or [o.name for o in session.get_outputs()]
             self.graphs.append(_Graph(name, session, list(inputs), outputs, rel, per_frame(inputs)))
         self._run_options = _shrinking_run_options()
+        self.rows = RowCache()
+        self.rows_run = 0  # rows the row-at-a-time graphs have run (those found in ``rows`` are not)
         log.info("encoders: %s on %s, %d intra-op threads, %s", ", ".join(g.name for g in self.graphs),
                  self.device.name, threads, precision)
 
@@ -137,15 +144,57 @@ class EncoderSuite:
             values.update(zip(graph.outputs, out))
         return values, timings
 
+    def encode_ahead(self, tensors: Mapping[str, np.ndarray]) -> int:
+        """Encode the rows of ``tensors`` (preprocessed inputs, e.g. one frame's ``pixel_values`` and
+        ``frames``) with every row-at-a-time graph whose inputs they hold, keeping the outputs for the
+        ``run`` that will need them (``row_cache``). Returns the rows run (those already kept are not)."""
+        ran = 0
+        for graph in self.graphs:
+            if self._by_row(graph) and all(io["name"] in tensors for io in graph.inputs):
+                feed = {io["name"]: _conform(tensors[io["name"]], io) for io in graph.inputs}
+                ran += self._cached_rows(graph, feed, None)[1]
+        return ran
+
+    def encodes_by_row(self) -> bool:
+        """Whether some graph runs one row at a time (``encode_ahead`` has work it can do)."""
+        return any(self._by_row(g) for g in self.graphs)
+
+    def _by_row(self, graph: _Graph) -> bool:
+        return graph.per_frame and self.frames_per_run == 1
+
     def _run_graph(self, graph: _Graph, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         step = self.frames_per_run
         if not graph.per_frame or step is None:
             return graph.session.run(graph.outputs, feed, self._run_options)
+        if self._by_row(graph):
+            return self._cached_rows(graph, feed, self._run_options)[0]
         # the arena is shrunk after the graph's last run only: earlier rows keep its chunks for the next
         return run_in_rows(graph.session, graph.outputs, feed, step, last_options=self._run_options)
 
+    def _cached_rows(self, graph: _Graph, feed: Mapping[str, np.ndarray],
+                     last_options: Any) -> tuple[list[np.ndarray], int]:
+        """``run_in_rows`` at one row per run, each distinct row run once unless kept (``row_cache``);
+        returns the outputs and the rows run. ``last_options`` go with the last run that happens."""
+        keys, found, todo = [], {}, {}
+        for i in range(len(next(iter(feed.values())))):
+            row = {k: v[i:i + 1] for k, v in feed.items()}
+            key = row_key(graph.name, row)
+            keys.append(key)
+            if key not in found and key not in todo:
+                kept = self.rows.get(key)
+                if kept is None:
+                    todo[key] = row
+                else:
+                    found[key] = kept
+        for j, (key, row) in enumerate(todo.items()):
+            found[key] = graph.session.run(graph.outputs, row, last_options if j == len(todo) - 1 else None)
+            self.rows.put(key, found[key])
+        self.rows_run += len(todo)
+        return [np.concatenate([found[key][k] for key in keys]) for k in range(len(graph.outputs))], len(todo)
+
     def close(self) -> None:
         self.graphs = []
+        self.rows.clear()
 
 
 def run_in_rows(session, outputs: Sequence[str], feed: Mapping[str, np.ndarray], step: int, *,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
+import numpy as np
+
 from emox_edge.bundle import Bundle
 from emox_edge.media import Clip
 from emox_edge.options import AnalyzerOptions
@@ -79,6 +81,16 @@ class BundleKind:
         ``speech_segments``: the voiced spans (seconds from the clip's start), None when the bundle has
         no voice-activity model. ``clip.subtitle`` holds the words (given or recognised)."""
         raise NotImplementedError
+
+    def ahead_frames(self) -> int:
+        """How many frames, evenly spread in time (``preprocess.time_picks``), this kind samples from a
+        live clip and can encode before the clip closes (``encode_ahead``); 0: none."""
+        return 0
+
+    def encode_ahead(self, frames: Sequence[np.ndarray]) -> int:
+        """Encode uint8 RGB ``frames`` that the next clip will sample, while it is still being captured,
+        so that ``perceive`` finds them done. Returns the frames encoded now (0: nothing to do)."""
+        return 0
 
     def plan(self, request: TaskRequest, evidence: Evidence, history: Sequence[str]) -> "Step":
         """A task's answer: a ``TaskResult`` now, or an ``Ask`` for the language core (``kinds.plans``)."""

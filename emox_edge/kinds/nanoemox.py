@@ -17,6 +17,8 @@ import logging
 import time
 from typing import Any, Sequence
 
+import numpy as np
+
 from emox_edge.encoders import EncoderSuite, placeholder_embeddings
 from emox_edge.errors import BadInputError
 from emox_edge.kinds.base import BundleKind, Evidence
@@ -24,7 +26,7 @@ from emox_edge.kinds.plans import Ask, Step, timings_of
 from emox_edge.llm.batching import BatchRequest
 from emox_edge.llm.segments import UntrustedText
 from emox_edge.media import Clip
-from emox_edge.preprocess import PreprocessConfig, preprocess_clip
+from emox_edge.preprocess import PreprocessConfig, clip_normalize, preprocess_clip, raw_float, resize_rgb
 from emox_edge.results import TaskResult
 from emox_edge.tasks import TaskBook, TaskRequest
 from emox_edge.tasks.book import packaged_spec
@@ -85,6 +87,19 @@ class NanoEmoxKind(BundleKind):
         """Encoder outputs of ``clip`` (placeholder name -> [slots, width]) and ms per stage."""
         evidence = self.perceive(clip, ())
         return evidence.state, evidence.timings
+
+    def ahead_frames(self) -> int:
+        if self.services.options.stages == "language":
+            return 0
+        return self.preprocess.n_frames if self.encoders.encodes_by_row() else 0
+
+    def encode_ahead(self, frames) -> int:
+        """The visual and facial rows of live frames the next clip samples (``Clip.even_in_time``), built
+        exactly as ``preprocess_clip`` builds them, so ``perceive`` finds them in the encoders' row cache."""
+        p = self.preprocess
+        model = np.stack([resize_rgb(np.asarray(f), p.image_size) for f in frames])
+        return self.encoders.encode_ahead({"pixel_values": clip_normalize(model, p.mean, p.std),
+                                           "frames": raw_float(model)})
 
     def perceive(self, clip: Clip, frame_faces, *, speech_segments=None) -> Evidence:
         timings: dict[str, float] = {}

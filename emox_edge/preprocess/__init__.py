@@ -2,7 +2,8 @@
 
 ``preprocess_clip(clip, config)`` turns a ``Clip`` into the three encoder inputs:
 
-- ``pixel_values`` float32 ``[8, 3, 224, 224]``: 8 uniformly sampled frames, resized to 224x224
+- ``pixel_values`` float32 ``[8, 3, 224, 224]``: 8 uniformly sampled frames (by index as trained;
+  a live clip, ``Clip.even_in_time``, by time: ``time_picks``), resized to 224x224
   without keeping the aspect ratio, CLIP-normalised (visual branch);
 - ``face_frames`` float32 ``[8, 3, 224, 224]``: the same frames as raw 0..255 floats (facial
   branch: full frames, no face crop, as trained);
@@ -23,10 +24,12 @@ from emox_edge.preprocess.frames import (
     CLIP_MEAN,
     CLIP_STD,
     clip_normalize,
+    pick_instants,
     raw_float,
     resize_rgb,
     sample_indices,
     select_frames,
+    time_picks,
 )
 from emox_edge.preprocess.resample import downmix, resample_sinc, to_model_audio
 
@@ -39,12 +42,14 @@ __all__ = [
     "clip_normalize",
     "downmix",
     "joint_normalize",
+    "pick_instants",
     "preprocess_clip",
     "raw_float",
     "resample_sinc",
     "resize_rgb",
     "sample_indices",
     "select_frames",
+    "time_picks",
     "to_model_audio",
     "window_starts",
 ]
@@ -110,7 +115,9 @@ def preprocess_clip(clip: Clip, config: PreprocessConfig = PreprocessConfig()) -
             f"clip audio is at {clip.sample_rate} Hz, the model needs {config.sample_rate} Hz "
             "(sources from resolve_source() are resampled; resample arrays with emox_edge.preprocess.resample_sinc)"
         )
-    frames = select_frames(clip.frames, clip.model_frames, n_frames=config.n_frames, size=config.image_size)
+    picks = time_picks(clip.frame_times, clip.start, clip.end, config.n_frames) if clip.even_in_time else None
+    frames = select_frames(clip.frames, clip.model_frames, n_frames=config.n_frames, size=config.image_size,
+                           indices=picks)
     waveforms = audio_windows(
         clip.audio,
         n_windows=config.n_windows,

@@ -33,6 +33,25 @@ def sample_indices(vlen: int, n_frames: int = 8) -> list[int]:
     return [(k * vlen) // n_frames for k in range(n_frames)]
 
 
+def pick_instants(start: float, end: float, n_frames: int = 8) -> np.ndarray:
+    """The ``n_frames`` evenly spaced instants ``start + k * (end - start) / n`` of a clip (seconds)."""
+    return start + np.arange(n_frames, dtype=np.float64) * ((end - start) / n_frames)
+
+
+def time_picks(frame_times: np.ndarray, start: float, end: float, n_frames: int = 8) -> list[int]:
+    """Indices of the first frame at or after each of ``pick_instants(start, end, n)`` (the last frame
+    where none is): sampling evenly in time, for live clips whose camera rate is not steady.
+
+    A pick is final as soon as its frame has arrived, so a live source can encode it before the clip
+    closes (``LiveSource``); for a steady rate it is the frame ``sample_indices`` picks, or its neighbour.
+    """
+    times = np.asarray(frame_times, np.float64)
+    if times.size == 0:
+        return []
+    found = np.searchsorted(times, pick_instants(start, end, n_frames), side="left")
+    return np.minimum(found, times.size - 1).tolist()
+
+
 def resize_rgb(frame: np.ndarray, size: int) -> np.ndarray:
     """Resize one uint8 RGB frame to ``size`` x ``size`` with libswscale bilinear (no aspect kept)."""
     import av
@@ -43,13 +62,16 @@ def resize_rgb(frame: np.ndarray, size: int) -> np.ndarray:
     return video_frame.reformat(width=size, height=size, interpolation="BILINEAR").to_ndarray()
 
 
-def select_frames(frames: np.ndarray, model_frames: np.ndarray | None, *, n_frames: int, size: int) -> np.ndarray:
+def select_frames(frames: np.ndarray, model_frames: np.ndarray | None, *, n_frames: int, size: int,
+                  indices: list[int] | None = None) -> np.ndarray:
     """The ``n_frames`` model frames of a clip, uint8 ``[n, size, size, 3]``.
 
-    Uses the decoder-resized ``model_frames`` when they have the right size, else resizes the
-    selected ``frames``. A clip without frames gives black frames.
+    ``indices``: the frames to take (default ``sample_indices``, as trained). Uses the decoder-resized
+    ``model_frames`` when they have the right size, else resizes the selected ``frames``. A clip
+    without frames gives black frames.
     """
-    indices = sample_indices(frames.shape[0], n_frames)
+    if indices is None:
+        indices = sample_indices(frames.shape[0], n_frames)
     if not indices:
         return np.zeros((n_frames, size, size, 3), np.uint8)
     if model_frames is not None and model_frames.shape[1:3] == (size, size):
