@@ -1,9 +1,13 @@
 """The live loop: a 30 fps camera with one or four faces while the language core is busy.
 
-The camera is the one thing faked (this machine has none): ``PacedCapture`` stands in for
-``cv2.VideoCapture`` at the OS edge and delivers 640x480 frames on a 30 fps wall clock with a
-one-frame buffer, like a driver: a frame that is not read before the next one is due is lost and
-counted. Everything else is the runtime as ``emox-edge run --camera 0 --save out.mp4`` runs it:
+The camera and the microphone are the things faked (this machine has neither): ``PacedCapture``
+stands in for ``cv2.VideoCapture`` at the OS edge and delivers 640x480 frames on a 30 fps wall clock
+with a one-frame buffer, like a driver: a frame that is not read before the next one is due is lost
+and counted. Its 60 generated frames cycle, each stamped with its number (``stamped``): before the
+stamp, every 4 s clip was the same bytes as the one before, and llama.cpp reused the whole prompt of
+the previous clip (~4 s of the first token, flattering this row up to 2026-12-01). The 1-face run
+has a microphone (``PacedMicrophone``: the benchmark clips' speech with a -60 dB noise floor, in
+100 ms blocks on the wall clock); the 4-face run is camera-only (silent audio). Everything else is the runtime as ``emox-edge run --camera 0 --save out.mp4`` runs it:
 ``LiveSource`` (its camera thread, fixed 4 s windows) -> ``Analyzer.iter_clips`` with the default
 Q4_K_M + int8 bundle answering ``emotion`` (constrained) on every clip -> ``ClipResult.plot`` on every
 frame of the clip (the overlay a saved or shown video gets).
@@ -37,6 +41,40 @@ TITLE = "Live loop: 30 fps camera, 1 and 4 faces, language core busy"
 FPS = 30.0
 SIZE = (640, 480)
 WINDOW_S = 4.0
+
+
+class PacedMicrophone:
+    """A ``sounddevice.InputStream`` stand-in: ``audio`` (16 kHz mono, cycled) delivered in blocks on the
+    wall clock from a thread, as PortAudio's callback thread does."""
+
+    def __init__(self, audio: np.ndarray, *, device, channels, dtype, samplerate, blocksize, callback) -> None:
+        assert channels == 1 and dtype == "float32" and samplerate == 16000
+        self._audio, self._block, self._callback = audio, blocksize, callback
+        self._stop = threading.Event()
+        self._noise = np.random.default_rng(0)
+        self.active = False
+
+    def start(self) -> None:
+        self.active = True
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        t0, n = time.perf_counter(), 0
+        while not self._stop.is_set():
+            due = t0 + (n + 1) * self._block / 16000
+            time.sleep(max(due - time.perf_counter(), 0.0))
+            lo = (n * self._block) % self._audio.size
+            block = np.take(self._audio, np.arange(lo, lo + self._block), mode="wrap")
+            block = block + self._noise.normal(0.0, 1e-3, block.size)  # a microphone's floor: no block repeats
+            self._callback(block[:, None].astype(np.float32), self._block, None, None)
+            n += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.active = False
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 class PacedCapture:
@@ -83,12 +121,22 @@ class PacedCapture:
         self.t_last = time.perf_counter()
         if (due + 1) % self._every == 0 or due + 1 == self.total:
             self.rss.append((due + 1, self._rss()))
-        return True, self._frames[due % len(self._frames)]
+        return True, stamped(self._frames[due % len(self._frames)], due)
 
     @property
     def elapsed(self) -> float:
         """Seconds from the first read to the last frame served."""
         return self.t_last - self.t0 if self.t0 is not None and self.t_last is not None else 0.0
+
+
+def stamped(frame: np.ndarray, n: int) -> np.ndarray:
+    """``frame`` with frame number ``n`` stamped in its top-left corner, as a camera's counter overlay: the
+    frames cycle, but no two are the same bytes (a sensor never repeats a frame exactly), so nothing the
+    runtime keeps by content (the encoders' row cache, llama.cpp's prompt prefix) is found again."""
+    out = frame.copy()
+    out[:16, :16] = n % 251
+    out[:16, 16:32] = (n // 251) % 251
+    return out
 
 
 def unit_live(args: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +145,7 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
     from benchmarks._artifacts import artifacts
     from benchmarks._clips import face_frames
     from benchmarks._common import rss_mib
-    from benchmarks._clips import SENTENCES
+    from benchmarks._clips import SENTENCES, load_clip
     from emox_edge.analyzer import Analyzer
     from emox_edge.capture import LiveSource, Segmentation
     from emox_edge.options import AnalyzerOptions
@@ -112,8 +160,12 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
     analyzer = Analyzer.from_bundle(art.bundle, options)
     loaded = rss_mib()
     capture = PacedCapture(bgr, fps=FPS, total=total)
-    source = LiveSource(camera=0, mic=None, segmentation=Segmentation(mode="fixed", window_s=WINDOW_S),
-                        camera_factory=lambda index: capture)
+    speech = None
+    if args.get("mic"):  # the spoken sentences of the benchmark clips, one after the other
+        speech = np.concatenate([load_clip(k, args["clips_dir"]).audio for k in range(4)])
+    source = LiveSource(camera=0, mic=True if speech is not None else None,
+                        segmentation=Segmentation(mode="fixed", window_s=WINDOW_S),
+                        camera_factory=lambda index: capture, mic_factory=lambda **kw: PacedMicrophone(speech, **kw))
     clips = overlay_frames = errors = 0
     overlay_s = analyze_s = 0.0
     faces_seen: list[int] = []
@@ -148,7 +200,8 @@ def unit_live(args: dict[str, Any]) -> dict[str, Any]:
     elapsed = capture.elapsed
     rss = capture.rss
     return {
-        "faces": faces, "frames_target": total, "frames_served": capture.served, "frames_lost_at_source": capture.lost,
+        "faces": faces, "microphone": speech is not None, "frames_encoded_ahead": stats.get("frames_encoded_ahead"),
+        "frames_target": total, "frames_served": capture.served, "frames_lost_at_source": capture.lost,
         "camera_frames_read": stats.get("frames_read"), "frames_not_taken": stats.get("frames_dropped"),
         "skipped_clips": stats.get("skipped_clips"), "clips": clips, "clip_errors": errors,
         "camera_history_s": stats.get("camera_history_s"),
@@ -205,9 +258,10 @@ def run(ctx) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     problems = []
     short = min(ctx.live_frames, int(60 * FPS)) if ctx.mode == "full" else ctx.live_frames
-    for faces, frames in ((1, ctx.live_frames), (4, short)):
+    for faces, frames in ((1, ctx.live_frames), (4, short)):  # the 1-face camera has a microphone
         try:
-            runs[f"{faces}_face"] = ctx.child("live", {"faces": faces, "frames": frames}, tag=f"live-{faces}face")
+            runs[f"{faces}_face"] = ctx.child("live", {"faces": faces, "frames": frames, "mic": faces == 1},
+                                              tag=f"live-{faces}face")
         except RuntimeError as exc:
             problems.append(f"{faces} face(s): {exc}")
     if not runs:
@@ -254,7 +308,10 @@ def render(section: dict[str, Any]) -> str:
                           "clips analysed", "analysis per clip", "overlay fps", "RSS @100 frames",
                           "RSS @30 s (history full by then)", "RSS at end", "MiB / 1,000 frames (2nd half)"], rows)
     text += _render_first_token(section)
-    text += ("\n\n30 fps, 640x480 RGB; fixed 4 s clips; `emotion` (closed-set, the analyzer's default label decoding, "
+    text += ("\n\n30 fps, 640x480 RGB (1 face: with a microphone delivering the benchmark clips' speech; 4 faces: "
+             "camera only, silent audio; every frame stamped with its number, so no clip repeats another); fixed "
+             "4 s clips, the 8 frames each clip samples encoded as they arrive; `emotion` (closed-set, the "
+             "analyzer's default label decoding, "
              "Q4_K_M + int8) on each clip while the camera thread keeps reading. The camera reader keeps "
              f"{_history(section)} of frames for clip assembly (≈26 MiB per second of 640x480 video), so memory rises "
              "until that history is full and must be flat after that.")
@@ -266,7 +323,8 @@ def _render_first_token(section: dict[str, Any]) -> str:
     if m.get("first_token_after_clip_ms") is None:
         return ""
     runs = section.get("runs", {})
-    per = "; ".join(f"{r['faces']} face{'s' if r['faces'] > 1 else ''}: {_report.ms(r.get('first_token_after_clip_ms'))} "
+    per = "; ".join(f"{r['faces']} face{'s' if r['faces'] > 1 else ''}{' + microphone' if r.get('microphone') else ''}: "
+                    f"{_report.ms(r.get('first_token_after_clip_ms'))} "
                     f"(answer age incl. waiting for a busy analyzer {_report.ms(r.get('answer_age_ms'))})"
                     for r in runs.values() if r.get("first_token_after_clip_ms") is not None)
     text = f"\n\nFirst token (the `emotion` label) after a clip closes, median over the clips after the first: {per}."
