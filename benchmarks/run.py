@@ -51,6 +51,7 @@ log = logging.getLogger("benchmarks")
 MODULES = {"stages": "benchmarks.bench_stages", "llm": "benchmarks.bench_core", "e2e": "benchmarks.bench_e2e",
            "fidelity": "benchmarks.bench_fidelity", "live": "benchmarks.bench_live", "serve": "benchmarks.bench_serve",
            "memory": "benchmarks.bench_memory"}
+LITE_SECTIONS = {"memory", "serve"}  # measured on the default lite bundle: no benchmark models needed
 SCHEMA = 1
 
 
@@ -204,7 +205,13 @@ def run(ns: argparse.Namespace, *, progress: Callable[[str], None] = _progress) 
 
 
 def measure(report: dict[str, Any], ctx: Context, sections: Sequence[str], *, force_build: bool) -> None:
-    """Build (or reuse) the models, generate the clips, run each section into ``report["sections"]``."""
+    """Build (or reuse) the models, generate the clips, run each section into ``report["sections"]``.
+    Sections on the default lite bundle alone (``LITE_SECTIONS``) need neither: a run of only those
+    skips the build (a full-size build from an empty cache takes ~35 min)."""
+    if set(sections) <= LITE_SECTIONS:
+        report["build"] = {"skipped": f"{', '.join(sections)} run on the default lite bundle"}
+        _run_sections(report, ctx, sections)
+        return
     try:
         report["build"] = build(ctx.art, log_dir=ctx.work, force=force_build, progress=ctx.progress)
     except RuntimeError as exc:  # the models could not be built: report that, measure nothing
@@ -217,6 +224,10 @@ def measure(report: dict[str, Any], ctx: Context, sections: Sequence[str], *, fo
     count = max(ctx.clips, ctx.repeats + 1)
     ctx.progress(f"generating {count} benchmark clips in {ctx.clips_dir}")
     materialize(count, ctx.clips_dir)
+    _run_sections(report, ctx, sections)
+
+
+def _run_sections(report: dict[str, Any], ctx: Context, sections: Sequence[str]) -> None:
     from emox_edge._io import write_json_atomic
 
     ctx.done = report["sections"]  # a later section may use an earlier one's rows (live: e2e's reference)

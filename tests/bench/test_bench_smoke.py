@@ -270,3 +270,20 @@ def test_splice_replaces_a_section_and_records_why(quick_report, tmp_path):
         splice.splice(out, later, ["stages"], "x")
     with pytest.raises(ValueError, match="no section live2"):
         splice.splice(out, {**out, "sections": {}}, ["live2"], "x")
+
+
+@pytest.mark.parametrize("sections, builds", [(["memory"], False), (["memory", "serve"], False), (["llm", "memory"], True)])
+def test_lite_sections_alone_build_no_benchmark_models(sections, builds, tmp_path, monkeypatch):
+    """``--only memory serve`` measures the lite bundle: building the true-size models first (~35 min from
+    an empty cache) would be wasted; any other section still builds them."""
+    built, measured = [], []
+    monkeypatch.setattr(run, "build", lambda art, **_: built.append(art) or {"built": True})
+    monkeypatch.setattr(run, "run_section", lambda name, ctx: measured.append(name) or {"status": "ok"})
+    monkeypatch.setattr("benchmarks._clips.materialize", lambda count, folder: None)
+    report = {"sections": {}}
+    ctx = run.Context(mode="quick", art=None, work=tmp_path, repeats=1, threads=1, clips=1, live_frames=1,
+                      progress=lambda m: None, child_timeout=1.0)
+    run.measure(report, ctx, sections, force_build=False)
+    assert measured == sections
+    assert bool(built) is builds
+    assert ("skipped" in report["build"]) is not builds
