@@ -80,11 +80,18 @@ class VoiceAffect:
 
 
 def _frames(audio: np.ndarray, size: int, hop: int) -> np.ndarray:
+    """A strided view of ``audio`` (padded to one frame when shorter): frame ``i`` starts at ``i * hop``."""
     if len(audio) < size:
         audio = np.pad(audio, (0, size - len(audio)))
     count = 1 + (len(audio) - size) // hop
-    # a read-only view (no copy): callers that need arrays take them block by block
     return np.lib.stride_tricks.sliding_window_view(audio, size)[::hop][:count]
+
+
+def _blocks(frames: np.ndarray):
+    """``frames`` in blocks of ``YIN_BLOCK`` hops, each as float64 (a copy of the block only): whatever
+    the audio's length, no whole-length frame matrix or float64 copy of it is made."""
+    for a in range(0, len(frames), YIN_BLOCK):
+        yield a, frames[a:a + YIN_BLOCK].astype(np.float64)
 
 
 def yin_pitch(audio: np.ndarray, sample_rate: int, *, fmin: float = FMIN, fmax: float = FMAX,
@@ -93,33 +100,34 @@ def yin_pitch(audio: np.ndarray, sample_rate: int, *, fmin: float = FMIN, fmax: 
     tau_min = max(2, int(sample_rate / fmax))
     tau_max = int(sample_rate / fmin)
     width = int(FRAME_S * sample_rate)
-    hop = int(HOP_S * sample_rate)
-    frames = _frames(np.asarray(audio, np.float64), width + tau_max, hop)
+    frames = _frames(np.asarray(audio), width + tau_max, int(HOP_S * sample_rate))
     n_fft = 1 << int(math.ceil(math.log2(2 * (width + tau_max))))
-    # blocks of hops: the FFT arrays are (hops x n_fft), so memory stays flat however long the audio
-    cmnd = np.concatenate([_cmnd(frames[a:a + YIN_BLOCK], width, tau_max, n_fft)
-                           for a in range(0, len(frames), YIN_BLOCK)]) if len(frames) else np.ones((0, tau_max + 1))
     f0 = np.zeros(len(frames))
     aperiodicity = np.ones(len(frames))
-    for i, row in enumerate(cmnd):
-        segment = row[tau_min : tau_max + 1]
-        below = np.nonzero(segment < threshold)[0]
-        if below.size:
-            t = below[0]
-            while t + 1 < segment.size and segment[t + 1] < segment[t]:
-                t += 1
-        else:
-            continue  # no dip deep enough: unvoiced
-        tau = t + tau_min
-        if 1 <= tau < tau_max:
-            a, b, c = row[tau - 1], row[tau], row[tau + 1]
-            denom = a - 2 * b + c
-            shift = 0.5 * (a - c) / denom if abs(denom) > 1e-12 else 0.0
-        else:
-            shift = 0.0
-        f0[i] = sample_rate / (tau + shift)
-        aperiodicity[i] = row[tau]
+    for a, block in _blocks(frames):  # the FFT arrays are (hops x n_fft): memory stays flat
+        for i, row in enumerate(_cmnd(block, width, tau_max, n_fft), start=a):
+            f0[i], aperiodicity[i] = _yin_dip(row, tau_min, tau_max, threshold, sample_rate)
     return f0, aperiodicity
+
+
+def _yin_dip(row: np.ndarray, tau_min: int, tau_max: int, threshold: float, sample_rate: int) -> tuple[float, float]:
+    """(F0, aperiodicity) of one frame's CMND ``row``: the first dip under ``threshold``, refined by a
+    parabola; (0, 1) when there is none (unvoiced)."""
+    segment = row[tau_min : tau_max + 1]
+    below = np.nonzero(segment < threshold)[0]
+    if not below.size:
+        return 0.0, 1.0
+    t = below[0]
+    while t + 1 < segment.size and segment[t + 1] < segment[t]:
+        t += 1
+    tau = t + tau_min
+    if 1 <= tau < tau_max:
+        a, b, c = row[tau - 1], row[tau], row[tau + 1]
+        denom = a - 2 * b + c
+        shift = 0.5 * (a - c) / denom if abs(denom) > 1e-12 else 0.0
+    else:
+        shift = 0.0
+    return sample_rate / (tau + shift), float(row[tau])
 
 
 def _cmnd(frames: np.ndarray, width: int, tau_max: int, n_fft: int) -> np.ndarray:
@@ -140,8 +148,11 @@ def _cmnd(frames: np.ndarray, width: int, tau_max: int, n_fft: int) -> np.ndarra
 
 def frame_energy_db(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """RMS level per 10 ms hop (40 ms frames) in dB re full scale."""
-    frames = _frames(np.asarray(audio, np.float64), int(FRAME_S * sample_rate), int(HOP_S * sample_rate))
-    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    frames = _frames(np.asarray(audio), int(FRAME_S * sample_rate), int(HOP_S * sample_rate))
+    power = np.empty(len(frames))
+    for a, block in _blocks(frames):
+        power[a:a + len(block)] = np.mean(block**2, axis=1)
+    return 10 * np.log10(power + 1e-12)
 
 
 def _count_peaks(envelope: np.ndarray, mask: np.ndarray, *, min_gap: int, prominence_db: float) -> int:
@@ -187,7 +198,8 @@ def prosody_features(audio: np.ndarray, sample_rate: int) -> ProsodyFeatures:
     else:
         pitch_median = st_std = st_range = 0.0
     energy_active = energy[loud] if loud.any() else energy
-    smooth = np.convolve(energy, np.ones(5) / 5, mode="same")
+    # at most len(energy) taps: "same" returns max(len(a), len(v)) values (audio of 40-100 ms has 1-4 hops)
+    smooth = np.convolve(energy, np.ones(min(5, len(energy))) / 5, mode="same")
     peaks = _count_peaks(smooth, voiced | loud, min_gap=int(0.12 / HOP_S), prominence_db=3.0)
     active_seconds = max(loud.sum() * HOP_S, 1e-6)
     return ProsodyFeatures(

@@ -31,6 +31,25 @@ def test_yin_in_blocks_equals_yin_at_once(monkeypatch):
     np.testing.assert_allclose(blocked[1], whole[1], rtol=1e-9)
 
 
+def test_energy_in_blocks_equals_energy_at_once(monkeypatch):
+    """The energy track is computed in blocks of hops too (no whole-length frame matrix); same values."""
+    import emox_edge.lite.prosody as prosody
+
+    noise = np.random.default_rng(3).normal(0, 0.1, 16000 * 7).astype(np.float32)
+    blocked = prosody.frame_energy_db(noise, 16000)
+    assert len(blocked) > prosody.YIN_BLOCK
+    monkeypatch.setattr(prosody, "YIN_BLOCK", 10**9)
+    np.testing.assert_array_equal(blocked, prosody.frame_energy_db(noise, 16000))
+
+
+@pytest.mark.parametrize("n", [640, 906, 1000, 1300])
+def test_audio_of_a_few_hops_gives_features(n):
+    """40-80 ms of speech (a VAD span's tail) has fewer hops than the 5-tap smoothing: no IndexError."""
+    t = np.arange(n) / 16000
+    features = prosody_features((0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 16000)
+    assert features.duration_s == n / 16000 and features.speaking_rate >= 0
+
+
 def test_noise_and_silence_are_unvoiced():
     noise = np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32)
     assert prosody_features(noise, 16000).voiced_fraction < 0.1

@@ -176,3 +176,22 @@ def test_token_decoding_matches_the_tokenizer(whisper_base_dir, base):
     for text in ("Grüße aus Köln! 你好，世界。", " Could you please help me?", "naïve café — 3.5%"):
         ids = reference.encode(text, add_special_tokens=False).ids
         assert base.tokens.decode(ids) == reference.decode(ids)
+
+
+def test_the_heap_is_trimmed_after_long_windows_only(base, english, monkeypatch):
+    """A long window's freed buffers go back to the OS (glibc keeps ~100 MiB after a 240 s file
+    otherwise); a live clip's short window is not trimmed (~5 ms each)."""
+    import emox_edge.speech.transcriber as transcriber
+
+    trims = []
+    monkeypatch.setattr(transcriber, "_release_freed_heap", lambda: trims.append(1))
+    short = english[0][1]
+    assert len(short) < transcriber.TRIM_AFTER_S * SR
+    assert base.transcribe(short, options=SpeechOptions()).text
+    assert trims == []
+    pause = np.zeros(SR // 2, np.float32)
+    long = np.concatenate([part for _, audio in english for part in (audio, pause)])
+    assert len(long) >= transcriber.TRIM_AFTER_S * SR
+    heard = set(words(base.transcribe(long, options=SpeechOptions()).text))
+    assert len(trims) == 1
+    assert len({"boxes", "party", "morning", "exam", "service", "lights"} & heard) >= 4, heard  # one window of six
