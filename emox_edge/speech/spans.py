@@ -64,6 +64,12 @@ def pack(spans: list[tuple[float, float]]) -> list[list[Piece]]:
     return [w for w in windows if w]
 
 
+def window_end(pieces: list[Piece]) -> float:
+    """The window time where its last piece ends: the voiced length of the window, gaps included."""
+    last = pieces[-1]
+    return last.at + last.end - last.start
+
+
 def to_audio_time(t: float, pieces: list[Piece]) -> float:
     """A window time -> the audio's time (inside the piece it falls in; gaps map to the piece's end)."""
     piece = pieces[0]

@@ -46,7 +46,7 @@ from emox_edge.devices import ResolvedDevice, warn_once
 from emox_edge.errors import BadInputError, BundleError, InputTypeError
 from emox_edge.speech import features
 from emox_edge.speech.options import SpeechOptions
-from emox_edge.speech.spans import Piece, clean_spans, pack, to_audio_time
+from emox_edge.speech.spans import Piece, clean_spans, pack, to_audio_time, window_end
 from emox_edge.speech.tokens import WhisperTokens, read_vocabulary
 from emox_edge.speech.transcript import Transcript, TranscriptSegment
 
@@ -229,7 +229,7 @@ class Transcriber:
         results = []
         for pieces in pack(spans):
             results.append(self._window(audio, pieces, options, timings, vad=segments is not None))
-            if pieces[-1].at + pieces[-1].end - pieces[-1].start >= TRIM_AFTER_S:
+            if window_end(pieces) >= TRIM_AFTER_S:
                 _release_freed_heap()
         kept = [r for r in results if r["segments"]]
         if not kept:
@@ -284,7 +284,7 @@ class Transcriber:
                          avg_logprob)
             return nothing
         segments = []
-        end_of_speech = pieces[-1].at + pieces[-1].end - pieces[-1].start
+        end_of_speech = window_end(pieces)
         for t0, t1, token_ids in self.tokens.split_timestamped(ids):
             words = self.tokens.decode(token_ids).strip()
             if words:
