@@ -31,6 +31,7 @@ UNITS = {
     "fidelity_reference": "benchmarks.bench_fidelity:unit_reference",
     "fidelity_edge": "benchmarks.bench_fidelity:unit_edge",
     "live": "benchmarks.bench_live:unit_live",
+    "overlap": "benchmarks.bench_overlap:unit_overlap",
     "serve": "benchmarks.bench_serve:unit_serve",
     "memory_analyze": "benchmarks.bench_memory:unit_analyze",
     "memory_live": "benchmarks.bench_memory:unit_live",

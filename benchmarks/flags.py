@@ -6,7 +6,7 @@ import argparse
 
 from benchmarks.bench_e2e import PIPELINES
 
-SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "serve", "memory")
+SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "overlap", "serve", "memory")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

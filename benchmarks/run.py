@@ -10,7 +10,8 @@ LanguageCore vs plain llama-cpp-python, the memory-bandwidth ceiling), ``e2e`` (
 emox-edge variants vs the PyTorch reference pipeline, latency and peak RSS ratios), ``fidelity``
 (label agreement edge vs reference on generated clips, the converter's parity table), ``live``
 (frames per second and drops on a 30 fps source with 1 and 4 faces while the language core is busy,
-memory growth over 10,000 frames), ``serve`` (the HTTP server), ``memory`` (``analyze`` on a 60 s file over
+memory growth over 10,000 frames), ``overlap`` (the next clip's perception during the current answer, threads
+split, against the sequential loop), ``serve`` (the HTTP server), ``memory`` (``analyze`` on a 60 s file over
 a 4 s one, the live camera history's memory).
 
 Every measurement runs in its own child process (peak RSS per pipeline, taken with ``os.wait4``);
@@ -49,7 +50,8 @@ from benchmarks.flags import SECTIONS, add_arguments
 log = logging.getLogger("benchmarks")
 
 MODULES = {"stages": "benchmarks.bench_stages", "llm": "benchmarks.bench_core", "e2e": "benchmarks.bench_e2e",
-           "fidelity": "benchmarks.bench_fidelity", "live": "benchmarks.bench_live", "serve": "benchmarks.bench_serve",
+           "fidelity": "benchmarks.bench_fidelity", "live": "benchmarks.bench_live",
+           "overlap": "benchmarks.bench_overlap", "serve": "benchmarks.bench_serve",
            "memory": "benchmarks.bench_memory"}
 LITE_SECTIONS = {"memory", "serve"}  # measured on the default lite bundle: no benchmark models needed
 SCHEMA = 1

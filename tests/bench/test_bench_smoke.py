@@ -17,7 +17,7 @@ from benchmarks import _common, run
 
 REPO = Path(__file__).resolve().parents[2]
 
-SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "serve", "memory")
+SECTIONS = ("stages", "llm", "e2e", "fidelity", "live", "overlap", "serve", "memory")
 
 
 def test_every_section_ran(quick_report):
@@ -57,7 +57,7 @@ def test_json_report_on_disk_matches(quick_report):
     "e2e.shipped.peak_rss_mib", "e2e.six_tasks_over_one", "e2e.label_agreement.likelihood_vs_grammar",
     "e2e.label_agreement.grammar_vs_free", "live.first_token_after_clip_ms", "live.speedup_first_token_after_clip",
     "fidelity.agreement.q4_k_m-int8.all", "fidelity.parity.q4_k_m.top1",
-    "live.1_face.capture_fps", "live.4_face.rss_end_mib", "analyze.rss_60s_over_4s",
+    "live.1_face.capture_fps", "overlap.throughput_gain", "overlap.latency_ratio", "overlap.sequential_s_per_clip", "live.4_face.rss_end_mib", "analyze.rss_60s_over_4s",
     "serve.1_clients.clips_per_s", "serve.4_clients.throughput_x", "serve.4_clients_together.p95_over_single_p50",
 ])
 def test_metric_present_and_sane(quick_report, metric):
