@@ -110,18 +110,22 @@ class JsonlWriter:
 
     def write(self, result: ClipResult) -> None:
         """Append one result. Raises ``ValueError`` once closed or aborted."""
-        self._line(result.to_dict())
-        self.count += 1
+        self._line(result.to_dict(), error=False)
 
     def write_error(self, source: str, error: str) -> None:
         """Append ``{"source": source, "error": error}``: a unit of the input that could not be analysed."""
-        self._line({"source": str(source), "error": str(error)})
-        self.errors += 1
+        self._line({"source": str(source), "error": str(error)}, error=True)
 
-    def _line(self, record: dict[str, Any]) -> None:
+    def _line(self, record: dict[str, Any], *, error: bool) -> None:
         if self.closed:
             raise BadInputError(f"JSONL output {self.path} is already closed")
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        # Counted before the flush: once a line can be seen in the file, ``close`` keeps it, even when a
+        # signal (SIGTERM raises in the main thread) lands during the fsync, which is slow on a busy disk.
+        if error:
+            self.errors += 1
+        else:
+            self.count += 1
         self._handle.flush()
         os.fsync(self._handle.fileno())
 

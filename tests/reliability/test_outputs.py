@@ -55,6 +55,24 @@ def test_jsonl_commits_results_and_close_is_idempotent(tmp_path):
         writer.write(_result())
 
 
+def test_a_line_interrupted_in_its_fsync_is_still_committed(tmp_path, monkeypatch):
+    """SIGTERM raises in the main thread wherever it is: during the fsync of a line that the file already
+    shows (the CI's failure of test_sigterm_commits_what_was_complete, on a busy disk), that line must count."""
+    target = tmp_path / "results.jsonl"
+    target.write_text("old\n")
+    writer = JsonlWriter(target)
+
+    def terminated(fd):
+        raise KeyboardInterrupt("SIGTERM during fsync")
+
+    monkeypatch.setattr(os, "fsync", terminated)
+    with pytest.raises(KeyboardInterrupt):
+        writer.write(_result())
+    monkeypatch.undo()
+    assert writer.close() is True
+    assert json.loads(target.read_text())["source"] == "talk.wav"
+
+
 def test_error_records_alone_never_replace_an_existing_file(tmp_path):
     fresh, existing = tmp_path / "fresh.jsonl", tmp_path / "existing.jsonl"
     existing.write_text("keep me\n")
