@@ -131,9 +131,12 @@ def unit_variant(args: dict[str, Any]) -> dict[str, Any]:
 
 def cold(analyzer: Any) -> None:
     """Forget what an earlier run of the same clip left to reuse: llama.cpp's KV prefix and the encoders'
-    row cache (``emox_edge/encoders/row_cache.py``, which keeps rows by their input bytes)."""
-    analyzer.core.reset()
-    encoders = getattr(analyzer.bundle_kind, "encoders", None)
+    row cache (``emox_edge/encoders/row_cache.py``, which keeps rows by their input bytes). An analyzer
+    of one half (``options.stages``) has only that half's part."""
+    stages = analyzer.options.stages
+    if stages != "perception":
+        analyzer.core.reset()
+    encoders = getattr(analyzer.bundle_kind, "encoders", None) if stages != "language" else None
     if encoders is not None:
         encoders.rows.clear()
         encoders.rows.hits = 0

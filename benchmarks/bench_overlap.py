@@ -118,18 +118,10 @@ def _summary(wall: float, latencies, perceive, answer, labels) -> dict[str, Any]
             "clips": len(labels), "labels": labels}
 
 
-def _forget(*analyzers: Any) -> None:
-    """Nothing from an earlier pass may be reused: the KV prefix and the encoders' row cache."""
-    for analyzer in analyzers:
-        if analyzer.options.stages != "perception":
-            analyzer.core.reset()
-        if analyzer.options.stages != "language":  # a language-only kind has no encoders to open
-            analyzer.bundle_kind.encoders.rows.clear()
-
-
 def unit_overlap(args: dict[str, Any]) -> dict[str, Any]:
     """The sequential pass on all threads, then one overlapped pass per thread split (same clips)."""
     from benchmarks._artifacts import artifacts
+    from benchmarks.bench_e2e import cold
     from emox_edge.analyzer import Analyzer
 
     art = artifacts(args["mode"], args["root"])
@@ -140,14 +132,15 @@ def unit_overlap(args: dict[str, Any]) -> dict[str, Any]:
     with Analyzer.from_bundle(art.bundle, _options(threads, "all")) as analyzer:
         requests = analyzer.check_tasks([TASK])
         _sequential(analyzer, warm, requests)
-        _forget(analyzer)
+        cold(analyzer)
         out["sequential"] = _sequential(analyzer, timed, requests)
     out["overlapped"] = {}
     for p, l in _splits(threads):
         with Analyzer.from_bundle(art.bundle, _options(p, "perception")) as seer, \
                 Analyzer.from_bundle(art.bundle, _options(l, "language")) as speaker:
             _overlapped(seer, speaker, warm, requests)
-            _forget(seer, speaker)
+            cold(seer)
+            cold(speaker)
             out["overlapped"][f"{p}+{l}"] = _overlapped(seer, speaker, timed, requests)
     return out
 
